@@ -1,0 +1,96 @@
+"""The runner's error tree: every error we raise on purpose is one of these.
+
+    RunnerError
+     ├── ConfigError        settings or flags are wrong; nothing started      (CLI exit 2)
+     ├── InvalidInput       a document, brand, run id or payload is unusable  (CLI exit 2 or 1)
+     ├── NotFound           an unknown run or brand
+     ├── Conflict           a run id reused with another payload              (HTTP 409)
+     ├── Superseded         a write from an attempt that lost the run to a newer one
+     ├── StageError         a stage could not produce a valid output          (run FAILED)
+     └── StoreError         persistence failed
+          ├── StoreUnavailable   the database cannot be reached or is too slow (transient)
+          └── SchemaMismatch     the database schema is not the one the code writes
+
+Each error carries a stable ``code`` (for run.json, the status API and log search) and a
+message that says what is wrong and how to fix it. Always ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Base of every error the runner raises deliberately."""
+
+    code = "RUNNER_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(RunnerError):
+    """One or more settings are missing or malformed; ``problems`` lists each of them."""
+
+    code = "CONFIG_INVALID"
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"configuration error ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class InvalidInput(RunnerError):
+    """An input (document, brand, run id, payload) is unusable as given."""
+
+    code = "INVALID_INPUT"
+
+
+class NotFound(RunnerError):
+    """The thing asked for does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class StageError(RunnerError):
+    """A stage failed; ``stage`` is its number (0 for document intake)."""
+
+    code = "STAGE_FAILED"
+
+    def __init__(self, stage: int, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.stage = stage
+
+
+class StoreError(RunnerError):
+    """Persistence failed in a way that is not known to be transient."""
+
+    code = "STORE_ERROR"
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached, timed out, or refused: worth a retry or the spool."""
+
+    code = "STORE_UNAVAILABLE"
+
+
+class SchemaMismatch(StoreError):
+    """The database schema differs from what the code writes: trips the breaker at once."""
+
+    code = "SCHEMA_MISMATCH"
+
+
+class Conflict(RunnerError):
+    """The same run id was already used with a different payload."""
+
+    code = "RUN_CONFLICT"
+
+
+class Superseded(RunnerError):
+    """A write came from an attempt older than the one that now owns the run (fencing)."""
+
+    code = "ATTEMPT_SUPERSEDED"

@@ -1,0 +1,201 @@
+"""FileStore: runs as folders under OUTPUT_DIR, laid out per contract §7.
+
+    OUTPUT_DIR/<run_id>/run.json                   status, transitions, stage times, error
+    OUTPUT_DIR/<run_id>/stage1/inspirations.json   … one file per stage …
+    OUTPUT_DIR/<run_id>/report.md
+
+Every file is written atomically. A per-run ``flock`` serialises writers across processes on a
+host, so concurrent deliveries of one webhook create one run, and a superseded attempt cannot
+overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from config.errors import Conflict, Superseded
+from config.paths import check_run_id, inside
+from persistence import atomic
+from persistence.records import (
+    STAGE_FILES,
+    STAGE_NUMBERS,
+    FinalReport,
+    RunErrorInfo,
+    RunRequest,
+    RunState,
+    RunStatus,
+    StageResult,
+    StageState,
+    utcnow,
+)
+
+RUN_FILE = "run.json"
+REPORT_FILE = "report.md"
+LOCK_FILE = ".lock"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _parse(moment: str | None) -> datetime | None:
+    return datetime.fromisoformat(moment) if moment else None
+
+
+class FileStore:
+    """A RunStore over plain files; also the mirror in DUAL_WRITE mode."""
+
+    name = "files"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's folder, refusing ids that would escape OUTPUT_DIR."""
+        return inside(self.root, check_run_id(run_id))
+
+    @contextmanager
+    def _locked(self, run_id: str) -> Iterator[Path]:
+        folder = self.run_dir(run_id)
+        atomic.ensure_dir(folder)
+        with open(folder / LOCK_FILE, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield folder
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self, folder: Path) -> dict[str, Any] | None:
+        path = folder / RUN_FILE
+        return atomic.read_json(path) if path.exists() else None
+
+    def _write(self, folder: Path, doc: dict[str, Any], status: RunStatus | None = None) -> None:
+        now = utcnow().isoformat()
+        if status is not None and doc.get("status") != status:
+            doc["status"] = str(status)
+            doc["transitions"].append({"status": str(status), "at": now, "attempt": doc["attempt"]})
+        doc["updated_at"] = now
+        atomic.write_json(folder / RUN_FILE, doc)
+
+    def _owned(self, folder: Path, run_id: str, attempt: int) -> dict[str, Any]:
+        doc = self._read(folder)
+        if doc is None:
+            raise Superseded(f"run {run_id} has no run.json in {folder}: it was never created here")
+        if doc["attempt"] > attempt:
+            raise Superseded(
+                f"run {run_id}: attempt {attempt} was superseded by attempt {doc['attempt']}; write refused"
+            )
+        return doc
+
+    def create_run(self, request: RunRequest) -> bool:
+        """Record the run as QUEUED; idempotent for the same request, Conflict for another."""
+        with self._locked(request.run_id) as folder:
+            doc = self._read(folder)
+            if doc is not None:
+                if doc["request"] != request.as_dict():
+                    raise Conflict(
+                        f"run {request.run_id} already exists with a different payload; "
+                        "use a new run_id for a new run"
+                    )
+                return False
+            now = utcnow().isoformat()
+            doc = {
+                "run_id": request.run_id,
+                "status": str(RunStatus.QUEUED),
+                "request": request.as_dict(),
+                "attempt": 0,
+                "current_stage": None,
+                "created_at": now,
+                "updated_at": now,
+                "completed_at": None,
+                "stages": {},
+                "error": None,
+                "transitions": [{"status": str(RunStatus.QUEUED), "at": now, "attempt": 0}],
+            }
+            self._write(folder, doc)
+            return True
+
+    def get_run(self, run_id: str) -> RunState | None:
+        """The run's state from run.json, or None."""
+        doc = self._read(self.run_dir(run_id))
+        return None if doc is None else _state(doc)
+
+    def start_attempt(self, run_id: str, attempt: int) -> None:
+        """Mark PROCESSING under ``attempt``; an older attempt is refused."""
+        with self._locked(run_id) as folder:
+            doc = self._owned(folder, run_id, attempt)
+            doc["attempt"] = attempt
+            doc["error"] = None
+            self._write(folder, doc, RunStatus.PROCESSING)
+
+    def save_stage(self, run_id: str, attempt: int, result: StageResult) -> None:
+        """Write the stage file, then record the stage as completed in run.json."""
+        with self._locked(run_id) as folder:
+            doc = self._owned(folder, run_id, attempt)
+            atomic.write_json(folder / STAGE_FILES[result.stage], result.output)
+            doc["stages"][str(result.stage)] = {
+                "status": "completed",
+                "started_at": _iso(result.started_at),
+                "completed_at": _iso(result.completed_at),
+                "duration_ms": result.duration_ms,
+            }
+            doc["current_stage"] = result.stage
+            self._write(folder, doc)
+
+    def load_stage_outputs(self, run_id: str) -> dict[int, Mapping[str, Any]]:
+        """Outputs of the stages run.json lists as completed."""
+        folder = self.run_dir(run_id)
+        doc = self._read(folder) or {"stages": {}}
+        return {
+            n: atomic.read_json(folder / STAGE_FILES[n])
+            for n in STAGE_NUMBERS
+            if doc["stages"].get(str(n), {}).get("status") == "completed"
+        }
+
+    def complete_run(self, run_id: str, attempt: int, report: FinalReport) -> None:
+        """Write report.md and mark the run COMPLETED."""
+        with self._locked(run_id) as folder:
+            doc = self._owned(folder, run_id, attempt)
+            atomic.write_bytes(folder / REPORT_FILE, report.markdown.encode("utf-8"))
+            doc["completed_at"] = doc.get("completed_at") or utcnow().isoformat()
+            doc["error"] = None
+            self._write(folder, doc, RunStatus.COMPLETED)
+
+    def fail_run(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
+        """Mark the run FAILED with its stage, code and message."""
+        with self._locked(run_id) as folder:
+            doc = self._owned(folder, run_id, attempt)
+            doc["error"] = error.as_dict()
+            doc["completed_at"] = utcnow().isoformat()
+            self._write(folder, doc, RunStatus.FAILED)
+
+    def report_path(self, run_id: str) -> Path:
+        """Where report.md of the run is (or will be)."""
+        return self.run_dir(run_id) / REPORT_FILE
+
+    def close(self) -> None:
+        """Nothing to release: files are opened per call."""
+
+
+def _state(doc: dict[str, Any]) -> RunState:
+    request = RunRequest(**doc["request"])
+    error = doc.get("error")
+    return RunState(
+        request=request,
+        status=RunStatus(doc["status"]),
+        attempt=doc["attempt"],
+        current_stage=doc.get("current_stage"),
+        stages={
+            int(n): StageState(s["status"], _parse(s.get("completed_at")), s.get("duration_ms"))
+            for n, s in doc["stages"].items()
+        },
+        error=RunErrorInfo(**error) if error else None,
+        created_at=_parse(doc["created_at"]),
+        updated_at=_parse(doc["updated_at"]),
+        completed_at=_parse(doc.get("completed_at")),
+    )

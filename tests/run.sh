@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh machine, then runs them:
+#   a virtualenv with the pinned development requirements, and PostgreSQL on 127.0.0.1:5432.
+# Usage: bash tests/run.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+# The tests talk to a real PostgreSQL; on this kind of machine it is installed but may be stopped.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null; then
+    echo "starting PostgreSQL on 127.0.0.1:5432" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+  fi
+fi
+
+exec .venv/bin/python -m pytest "$@"
