@@ -1,0 +1,298 @@
+"""PostgresStore: the RunStore over PostgreSQL (tables of contract §6, schema of sql/migrations).
+
+One lazily opened connection per process, no pool: the runner writes a handful of rows per stage.
+Every verb is one transaction and a bounded call: server-side timeouts cover a slow server, and
+a watchdog cuts the socket when the per-call deadline passes, which also covers a network that
+silently drops packets (``tcp_user_timeout`` is the kernel's backstop). Driver errors leave this
+module only as StoreUnavailable, SchemaMismatch or StoreError (see ``pg_errors``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from config.errors import Conflict, StoreUnavailable, Superseded
+from config.log import get_logger
+from persistence import postgres_sql as q
+from persistence.migrator import migration_status
+from persistence.pg_errors import DeadlineExceeded, is_transient, wrap_exceptions
+from persistence.records import (
+    FinalReport,
+    RunErrorInfo,
+    RunRequest,
+    RunState,
+    RunStatus,
+    StageResult,
+    StageState,
+)
+
+__all__ = ["DbTimeouts", "PostgresStore", "is_transient", "wrap_exceptions"]
+
+log = get_logger(__name__)
+
+APPLICATION_NAME = "innovation-runner"
+
+
+@dataclass(frozen=True)
+class DbTimeouts:
+    """Every bound on a database call, in seconds. Production defaults; tests shrink them."""
+
+    connect_s: float = 5.0  # libpq rounds below 2 s up to 2 s
+    statement_s: float = 10.0
+    lock_s: float = 3.0
+    idle_in_transaction_s: float = 30.0
+    deadline_s: float = 15.0  # whole verb, enforced by our watchdog
+    keepalives_idle_s: int = 10
+    keepalives_interval_s: int = 5
+    keepalives_count: int = 3
+    tcp_user_timeout_s: float = 20.0
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for psycopg.connect (they override the same keys in the URL)."""
+        options = " ".join((
+            f"-c statement_timeout={int(self.statement_s * 1000)}",
+            f"-c lock_timeout={int(self.lock_s * 1000)}",
+            f"-c idle_in_transaction_session_timeout={int(self.idle_in_transaction_s * 1000)}",
+            "-c TimeZone=UTC",
+        ))
+        return {
+            "connect_timeout": max(1, round(self.connect_s)),
+            "options": options,
+            "keepalives": 1,
+            "keepalives_idle": self.keepalives_idle_s,
+            "keepalives_interval": self.keepalives_interval_s,
+            "keepalives_count": self.keepalives_count,
+            "tcp_user_timeout": int(self.tcp_user_timeout_s * 1000),
+            "application_name": APPLICATION_NAME,
+            # No server-side prepared statements: a transaction-mode pooler in front of
+            # DATABASE_URL would hand them to the wrong backend.
+            "prepare_threshold": None,
+        }
+
+
+class _Watchdog:
+    """Shuts a connection's socket down if the call is still running at its deadline."""
+
+    def __init__(self, conn: psycopg.Connection[Any], deadline_s: float) -> None:
+        self._conn = conn
+        self._guard = threading.Lock()
+        self._armed = True
+        self.fired = False
+        self._timer = threading.Timer(deadline_s, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._guard:
+            if not self._armed:
+                return
+            self.fired = True
+            try:
+                # A dup'ed fd shares the socket: shutdown() wakes the blocked read at once,
+                # while psycopg keeps ownership (and the close) of its own descriptor.
+                with socket.socket(fileno=os.dup(self._conn.pgconn.socket)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, psycopg.Error):
+                pass  # already closed: the call is failing on its own
+
+    def disarm(self) -> None:
+        with self._guard:
+            self._armed = False
+        self._timer.cancel()
+
+
+class PostgresStore:
+    """A RunStore over PostgreSQL; knows nothing of files, breakers or spools."""
+
+    name = "database"
+    is_transient = staticmethod(is_transient)  # the retry layer's predicate, found on the store
+
+    def __init__(self, url: str, timeouts: DbTimeouts = DbTimeouts()) -> None:
+        self._url = url
+        self.timeouts = timeouts
+        self._conn: psycopg.Connection[Any] | None = None
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._inherited: list[psycopg.Connection[Any]] = []
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(name={self.name!r})"  # never the URL: it may hold a password
+
+    # -- connection and transaction ----------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and os.getpid() != self._pid:
+            # Forked after connecting: the socket belongs to the parent. Keep a reference so
+            # garbage collection never sends a Terminate on the parent's behalf.
+            self._inherited.append(self._conn)
+            self._conn = None
+        if self._conn is not None and (self._conn.closed or self._conn.broken):
+            self._discard()
+        if self._conn is None:
+            self._pid = os.getpid()
+            self._conn = psycopg.connect(self._url, autocommit=False, **self.timeouts.connect_kwargs())
+        return self._conn
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except (psycopg.Error, OSError):
+                pass
+
+    @contextmanager
+    def _transaction(self, action: str, deadline_s: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """One verb: a whole transaction, bounded by the deadline, with errors translated."""
+        deadline = self.timeouts.deadline_s if deadline_s is None else deadline_s
+        with wrap_exceptions(action, url=self._url, deadline_s=deadline):
+            if not self._lock.acquire(timeout=deadline):
+                raise StoreUnavailable(f"database {action}: the connection stayed busy for {deadline:g} s")
+            try:
+                conn = self._connection()
+                watchdog = _Watchdog(conn, deadline)
+                try:
+                    with conn.transaction():
+                        yield conn
+                except (psycopg.Error, OSError) as exc:
+                    if watchdog.fired:
+                        raise DeadlineExceeded(action) from exc
+                    raise
+                finally:
+                    watchdog.disarm()
+                    if watchdog.fired or conn.closed or conn.broken:
+                        self._discard()
+            finally:
+                self._lock.release()
+
+    @staticmethod
+    def _fence(conn: psycopg.Connection[Any], run_id: str, attempt: int) -> None:
+        """Lock the run row; refuse the write if the run is unknown or owned by a newer attempt."""
+        row = conn.execute(q.LOCK_RUN, {"run_id": run_id}).fetchone()
+        if row is None:
+            raise Superseded(f"run {run_id} is not in the database: it was never created there")
+        if row[0] > attempt:
+            raise Superseded(f"run {run_id}: attempt {attempt} was superseded by attempt {row[0]}; write refused")
+
+    # -- RunStore verbs ------------------------------------------------------------------------
+
+    def create_run(self, request: RunRequest) -> bool:
+        """Record the run as QUEUED; False if this same request exists, Conflict for another."""
+        params = request.as_dict()
+        with self._transaction("create_run") as conn:
+            if conn.execute(q.INSERT_RUN, params).fetchone() is not None:
+                return True
+            row = conn.execute(q.SELECT_REQUEST, params).fetchone()
+        if row is not None and tuple(row) != (request.user_id, request.company_id, request.document_url):
+            raise Conflict(f"run {request.run_id} already exists with a different payload; "
+                           "use a new run_id for a new run")
+        return False
+
+    def get_run(self, run_id: str) -> RunState | None:
+        """The run's state, or None when the database has never seen it."""
+        with self._transaction("get_run") as conn:
+            row = conn.execute(q.SELECT_RUN, {"run_id": run_id}).fetchone()
+        return None if row is None else _state(row)
+
+    def start_attempt(self, run_id: str, attempt: int) -> None:
+        """Mark PROCESSING under ``attempt``; an older attempt is refused."""
+        with self._transaction("start_attempt") as conn:
+            self._fence(conn, run_id, attempt)
+            conn.execute(q.START_ATTEMPT, {"run_id": run_id, "attempt": attempt,
+                                           "seq": q.write_seq(attempt, q.SEQ_START)})
+
+    def save_stage(self, run_id: str, attempt: int, result: StageResult) -> None:
+        """Upsert the stage's row, its "stageNOutput" column, timings and current stage."""
+        output = Jsonb(dict(result.output))
+        timing = {"started_at": result.started_at.isoformat(), "completed_at": result.completed_at.isoformat(),
+                  "duration_ms": result.duration_ms}
+        params = {"run_id": run_id, "attempt": attempt, "stage": result.stage, "output": output,
+                  "started_at": result.started_at, "completed_at": result.completed_at,
+                  "duration_ms": result.duration_ms, "timing": Jsonb(timing),
+                  "seq": q.write_seq(attempt, q.SEQ_PER_STAGE * result.stage)}
+        with self._transaction("save_stage") as conn:
+            self._fence(conn, run_id, attempt)
+            conn.execute(q.UPSERT_STAGE_OUTPUT, params)
+            conn.execute(q.SAVE_STAGE_ON_RUN, params)
+
+    def load_stage_outputs(self, run_id: str) -> dict[int, Mapping[str, Any]]:
+        """Outputs of the stages already saved, by stage number."""
+        with self._transaction("load_stage_outputs") as conn:
+            rows = conn.execute(q.SELECT_STAGE_OUTPUTS, {"run_id": run_id}).fetchall()
+        return {number: output for number, output in rows}
+
+    def complete_run(self, run_id: str, attempt: int, report: FinalReport) -> None:
+        """Store the report and its cards and mark the run COMPLETED, in one transaction."""
+        cards = [{"run_id": run_id, "attempt": attempt, "number": c.number, "title": c.title,
+                  "content": c.content} for c in report.cards]
+        with self._transaction("complete_run") as conn:
+            self._fence(conn, run_id, attempt)
+            if cards:
+                with conn.cursor() as cur:
+                    cur.executemany(q.UPSERT_CARD, cards)
+            conn.execute(q.COMPLETE_RUN, {"run_id": run_id, "markdown": report.markdown,
+                                          "seq": q.write_seq(attempt, q.SEQ_COMPLETE)})
+
+    def fail_run(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
+        """Mark the run FAILED with its stage, code and message."""
+        with self._transaction("fail_run") as conn:
+            self._fence(conn, run_id, attempt)
+            conn.execute(q.FAIL_RUN, {"run_id": run_id, "stage": error.stage, "code": error.code,
+                                      "message": error.message, "seq": q.write_seq(attempt, q.SEQ_FAIL)})
+
+    # -- health --------------------------------------------------------------------------------
+
+    def ping(self, timeout_s: float) -> None:
+        """Round-trip ``SELECT 1`` within ``timeout_s``, or raise StoreUnavailable."""
+        with self._transaction("ping", deadline_s=timeout_s) as conn:
+            conn.execute(q.PING)
+
+    def schema_state(self) -> str:
+        """'ok', 'behind', 'drift' or 'unknown' (see migrator.MigrationStatus.state).
+
+        Raises StoreUnavailable when the database cannot be asked.
+        """
+        with self._transaction("schema check") as conn:
+            return migration_status(conn).state
+
+    def close(self) -> None:
+        """Close the connection; the next verb reopens one."""
+        with self._lock:
+            self._discard()
+
+
+def _state(row: tuple[Any, ...]) -> RunState:
+    (run_id, user_id, company_id, document_url, status, attempt, current_stage, timings,
+     error_stage, error_code, error_message, created_at, updated_at, completed_at, lease_owner, lease_expires_at) = row
+    lease = None if lease_owner is None else {
+        "owner": lease_owner, "expires_at": lease_expires_at.isoformat() if lease_expires_at else None}
+    has_error = error_code is not None or error_message is not None
+    return RunState(
+        request=RunRequest(run_id=run_id, company_id=company_id, user_id=user_id, document_url=document_url),
+        status=RunStatus(status),
+        attempt=attempt,
+        current_stage=current_stage,
+        stages={
+            int(n): StageState("completed", _parse(t.get("completed_at")), t.get("duration_ms"))
+            for n, t in sorted((timings or {}).items(), key=lambda item: int(item[0]))
+        },
+        error=RunErrorInfo(error_stage, error_code or "", error_message or "") if has_error else None,
+        created_at=created_at,
+        updated_at=updated_at,
+        completed_at=completed_at,
+        extra={"lease": lease},  # the same key FileStore reports
+    )
+
+
+def _parse(moment: str | None) -> datetime | None:
+    return datetime.fromisoformat(moment) if moment else None

@@ -1,0 +1,124 @@
+"""The SQL of PostgresStore, one named constant per statement, bound with %(name)s.
+
+Fencing and ordering rules every write follows:
+- a write carries its ``attempt``; the verb first locks the run row and refuses (Superseded)
+  when "PipelineRun".attempt is newer;
+- the run row's status, "currentStage" and error fields move only when the write's sequence
+  number (``attempt * 1000 + step``) is at least the stored "writeSeq", so a replayed older
+  write can never move a run backwards;
+- stage rows, cards and output columns are upserts guarded by attempt only.
+"""
+
+from __future__ import annotations
+
+# Steps of the write sequence within one attempt (see write_seq()).
+SEQ_CREATE, SEQ_START, SEQ_COMPLETE, SEQ_FAIL = 0, 1, 100, 101
+SEQ_PER_STAGE = 10
+SEQ_PER_ATTEMPT = 1000
+
+
+def write_seq(attempt: int, step: int) -> int:
+    """The "writeSeq" a write carries: later writes of a run get larger numbers."""
+    return attempt * SEQ_PER_ATTEMPT + step
+
+
+INSERT_RUN = """
+INSERT INTO "PipelineRun" (id, "userId", "companyId", "documentUrl", status, attempt, "writeSeq")
+VALUES (%(run_id)s, %(user_id)s, %(company_id)s, %(document_url)s, 'QUEUED', 0, 0)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+SELECT_REQUEST = """
+SELECT "userId", "companyId", "documentUrl" FROM "PipelineRun" WHERE id = %(run_id)s
+"""
+
+LOCK_RUN = """
+SELECT attempt FROM "PipelineRun" WHERE id = %(run_id)s FOR UPDATE
+"""
+
+START_ATTEMPT = """
+UPDATE "PipelineRun"
+SET status = 'PROCESSING',
+    attempt = GREATEST(attempt, %(attempt)s),
+    "errorStage" = NULL, "errorCode" = NULL, "errorMessage" = NULL,
+    "writeSeq" = %(seq)s,
+    "updatedAt" = now()
+WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
+"""
+
+UPSERT_STAGE_OUTPUT = """
+INSERT INTO "StageOutput" ("runId", "stageNumber", output, attempt, "startedAt", "completedAt", "durationMs")
+VALUES (%(run_id)s, %(stage)s, %(output)s, %(attempt)s, %(started_at)s, %(completed_at)s, %(duration_ms)s)
+ON CONFLICT ("runId", "stageNumber") DO UPDATE
+SET output = EXCLUDED.output,
+    attempt = EXCLUDED.attempt,
+    "startedAt" = EXCLUDED."startedAt",
+    "completedAt" = EXCLUDED."completedAt",
+    "durationMs" = EXCLUDED."durationMs",
+    "updatedAt" = now()
+WHERE "StageOutput".attempt <= EXCLUDED.attempt
+"""
+
+# Stage 5 has no column: it lives in "StageOutput" and "OpportunityCard".
+SAVE_STAGE_ON_RUN = """
+UPDATE "PipelineRun"
+SET "stage1Output" = CASE WHEN %(stage)s = 1 THEN %(output)s ELSE "stage1Output" END,
+    "stage2Output" = CASE WHEN %(stage)s = 2 THEN %(output)s ELSE "stage2Output" END,
+    "stage3Output" = CASE WHEN %(stage)s = 3 THEN %(output)s ELSE "stage3Output" END,
+    "stage4Output" = CASE WHEN %(stage)s = 4 THEN %(output)s ELSE "stage4Output" END,
+    "stageTimings" = "stageTimings" || jsonb_build_object(%(stage)s::text, %(timing)s::jsonb),
+    "currentStage" = CASE WHEN "writeSeq" <= %(seq)s THEN %(stage)s ELSE "currentStage" END,
+    "writeSeq" = GREATEST("writeSeq", %(seq)s),
+    "updatedAt" = now()
+WHERE id = %(run_id)s
+"""
+
+UPSERT_CARD = """
+INSERT INTO "OpportunityCard" ("runId", number, title, content, attempt)
+VALUES (%(run_id)s, %(number)s, %(title)s, %(content)s, %(attempt)s)
+ON CONFLICT ("runId", number) DO UPDATE
+SET title = EXCLUDED.title,
+    content = EXCLUDED.content,
+    attempt = EXCLUDED.attempt,
+    "updatedAt" = now()
+WHERE "OpportunityCard".attempt <= EXCLUDED.attempt
+"""
+
+# "completedAt" keeps its first value, as FileStore's completed_at does.
+COMPLETE_RUN = """
+UPDATE "PipelineRun"
+SET "fullReportMarkdown" = %(markdown)s,
+    status = CASE WHEN "writeSeq" <= %(seq)s THEN 'COMPLETED' ELSE status END,
+    "completedAt" = CASE WHEN "writeSeq" <= %(seq)s THEN coalesce("completedAt", now()) ELSE "completedAt" END,
+    "errorStage" = CASE WHEN "writeSeq" <= %(seq)s THEN NULL ELSE "errorStage" END,
+    "errorCode" = CASE WHEN "writeSeq" <= %(seq)s THEN NULL ELSE "errorCode" END,
+    "errorMessage" = CASE WHEN "writeSeq" <= %(seq)s THEN NULL ELSE "errorMessage" END,
+    "writeSeq" = GREATEST("writeSeq", %(seq)s),
+    "updatedAt" = now()
+WHERE id = %(run_id)s
+"""
+
+FAIL_RUN = """
+UPDATE "PipelineRun"
+SET status = 'FAILED',
+    "errorStage" = %(stage)s, "errorCode" = %(code)s, "errorMessage" = %(message)s,
+    "completedAt" = now(),
+    "writeSeq" = %(seq)s,
+    "updatedAt" = now()
+WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
+"""
+
+SELECT_RUN = """
+SELECT id, "userId", "companyId", "documentUrl", status, attempt, "currentStage", "stageTimings",
+       "errorStage", "errorCode", "errorMessage", "createdAt", "updatedAt", "completedAt",
+       "leaseOwner", "leaseExpiresAt"
+FROM "PipelineRun"
+WHERE id = %(run_id)s
+"""
+
+SELECT_STAGE_OUTPUTS = """
+SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %(run_id)s ORDER BY "stageNumber"
+"""
+
+PING = "SELECT 1"

@@ -1,0 +1,2 @@
+DROP TABLE "OpportunityCard";
+DROP TABLE "StageOutput";

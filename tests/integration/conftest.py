@@ -1,0 +1,3 @@
+"""Integration tests run against real PostgreSQL: the fixtures of tests/pgfixtures.py."""
+
+from tests.pgfixtures import *  # noqa: F401,F403  (database_url, empty_database_url, pg_server_url, pg_template)
