@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -23,8 +24,14 @@ _SHARED_PROCESSORS: list[Any] = [
 ]
 
 
-def configure_logging(level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None) -> None:
-    """Send structlog and standard logging to ``stream`` (stdout) as JSON, or as console lines on a tty."""
+def configure_logging(
+    level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None, copy_to: Path | None = None
+) -> None:
+    """Send structlog and standard logging to ``stream`` (stdout) as JSON, or as console lines on a tty.
+
+    ``copy_to`` also appends every JSON line to a file: a run subprocess keeps one so that, if
+    it dies, the dispatcher can quote its last lines in the run's error.
+    """
     stream = stream or sys.stdout
     if json is None:
         json = not stream.isatty()
@@ -47,6 +54,20 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None, stream: 
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    if copy_to is not None:
+        copy_to.parent.mkdir(parents=True, exist_ok=True)
+        copy = logging.FileHandler(copy_to, encoding="utf-8")
+        copy.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=_SHARED_PROCESSORS,
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.EventRenamer("message"),
+                    structlog.processors.JSONRenderer(),
+                ],
+            )
+        )
+        root.handlers.append(copy)
     root.setLevel(level)
     # Quiet libraries that narrate every connection at INFO.
     for noisy in ("urllib3", "werkzeug"):

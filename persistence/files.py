@@ -14,13 +14,14 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from config.errors import Conflict, Superseded
 from config.paths import check_run_id, inside
 from persistence import atomic
+from persistence.queue import Claim, Lease
 from persistence.records import (
     STAGE_FILES,
     STAGE_NUMBERS,
@@ -34,6 +35,8 @@ from persistence.records import (
     utcnow,
 )
 
+QUEUE_DIR = ".queue"  # one empty marker per QUEUED run: claim_next lists this, not every run
+LEASE_DIR = ".leases"  # one marker per PROCESSING run: leases() lists this
 RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
 LOCK_FILE = ".lock"
@@ -115,9 +118,11 @@ class FileStore:
                 "completed_at": None,
                 "stages": {},
                 "error": None,
+                "lease": None,
                 "transitions": [{"status": str(RunStatus.QUEUED), "at": now, "attempt": 0}],
             }
             self._write(folder, doc)
+            self._mark(QUEUE_DIR, request.run_id)
             return True
 
     def get_run(self, run_id: str) -> RunState | None:
@@ -132,6 +137,7 @@ class FileStore:
             doc["attempt"] = attempt
             doc["error"] = None
             self._write(folder, doc, RunStatus.PROCESSING)
+            self._unmark(QUEUE_DIR, run_id)
 
     def save_stage(self, run_id: str, attempt: int, result: StageResult) -> None:
         """Write the stage file, then record the stage as completed in run.json."""
@@ -164,7 +170,9 @@ class FileStore:
             atomic.write_bytes(folder / REPORT_FILE, report.markdown.encode("utf-8"))
             doc["completed_at"] = doc.get("completed_at") or utcnow().isoformat()
             doc["error"] = None
+            doc["lease"] = None
             self._write(folder, doc, RunStatus.COMPLETED)
+            self._unmark(LEASE_DIR, run_id)
 
     def fail_run(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
         """Mark the run FAILED with its stage, code and message."""
@@ -172,7 +180,88 @@ class FileStore:
             doc = self._owned(folder, run_id, attempt)
             doc["error"] = error.as_dict()
             doc["completed_at"] = utcnow().isoformat()
+            doc["lease"] = None
             self._write(folder, doc, RunStatus.FAILED)
+            self._unmark(LEASE_DIR, run_id)
+            self._unmark(QUEUE_DIR, run_id)
+
+    # -- the queue (persistence.queue.RunQueue) ---------------------------------------------
+
+    def _mark(self, index: str, run_id: str) -> None:
+        atomic.write_bytes(self.root / index / run_id, b"")
+
+    def _unmark(self, index: str, run_id: str) -> None:
+        (self.root / index / run_id).unlink(missing_ok=True)
+
+    def _listed(self, index: str) -> list[str]:
+        folder = self.root / index
+        if not folder.is_dir():
+            return []
+        # Oldest first: markers are created when a run is queued.
+        return [p.name for p in sorted(folder.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))]
+
+    def claim(self, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
+        """Take a QUEUED run, or a PROCESSING one whose lease lapsed, under a new attempt."""
+        with self._locked(run_id) as folder:
+            doc = self._read(folder)
+            if doc is None or not _claimable(doc):
+                if doc is None or RunStatus(doc["status"]).finished:
+                    self._unmark(QUEUE_DIR, run_id)  # a stale marker: nothing left to run
+                return None
+            doc["attempt"] += 1
+            doc["lease"] = {"owner": owner, "expires_at": (utcnow() + timedelta(seconds=lease_seconds)).isoformat()}
+            doc["error"] = None
+            self._mark(LEASE_DIR, run_id)
+            self._write(folder, doc, RunStatus.PROCESSING)
+            self._unmark(QUEUE_DIR, run_id)
+            return Claim(run_id, doc["attempt"])
+
+    def claim_next(self, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` QUEUED runs, oldest first."""
+        claims: list[Claim] = []
+        for run_id in self._listed(QUEUE_DIR):
+            if len(claims) >= limit:
+                break
+            claim = self.claim(run_id, owner, lease_seconds)
+            if claim is not None:
+                claims.append(claim)
+        return claims
+
+    def renew(self, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:
+        """Extend our lease; False when the run moved on without us."""
+        with self._locked(run_id) as folder:
+            doc = self._read(folder)
+            lease = (doc or {}).get("lease") or {}
+            if doc is None or doc["attempt"] != attempt or lease.get("owner") != owner or doc["status"] != "PROCESSING":
+                return False
+            lease["expires_at"] = (utcnow() + timedelta(seconds=lease_seconds)).isoformat()
+            self._write(folder, doc)
+            return True
+
+    def requeue(self, run_id: str, attempt: int, reason: str) -> bool:
+        """Return an interrupted run to QUEUED so a later claim resumes it."""
+        with self._locked(run_id) as folder:
+            doc = self._read(folder)
+            if doc is None or doc["attempt"] != attempt or doc["status"] != "PROCESSING":
+                return False
+            doc["lease"] = None
+            doc["last_interruption"] = reason
+            self._mark(QUEUE_DIR, run_id)
+            self._write(folder, doc, RunStatus.QUEUED)
+            self._unmark(LEASE_DIR, run_id)
+            return True
+
+    def leases(self) -> list[Lease]:
+        """Every PROCESSING run with its lease."""
+        found = []
+        for run_id in self._listed(LEASE_DIR):
+            doc = self._read(self.run_dir(run_id))
+            if doc is None or doc["status"] != "PROCESSING":
+                self._unmark(LEASE_DIR, run_id)
+                continue
+            lease = doc.get("lease") or {}
+            found.append(Lease(run_id, doc["attempt"], lease.get("owner"), _parse(lease.get("expires_at"))))
+        return found
 
     def report_path(self, run_id: str) -> Path:
         """Where report.md of the run is (or will be)."""
@@ -180,6 +269,16 @@ class FileStore:
 
     def close(self) -> None:
         """Nothing to release: files are opened per call."""
+
+
+def _claimable(doc: dict[str, Any]) -> bool:
+    if doc["status"] == "QUEUED":
+        return True
+    if doc["status"] != "PROCESSING":
+        return False
+    # A PROCESSING run without a lease is driven by the CLI, which resumes it itself.
+    lease = doc.get("lease")
+    return bool(lease) and _parse(lease["expires_at"]) <= utcnow()
 
 
 def _state(doc: dict[str, Any]) -> RunState:
@@ -198,4 +297,5 @@ def _state(doc: dict[str, Any]) -> RunState:
         created_at=_parse(doc["created_at"]),
         updated_at=_parse(doc["updated_at"]),
         completed_at=_parse(doc.get("completed_at")),
+        extra={"lease": doc.get("lease"), "last_interruption": doc.get("last_interruption")},
     )

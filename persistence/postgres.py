@@ -23,9 +23,11 @@ from psycopg.types.json import Jsonb
 
 from config.errors import Conflict, StoreUnavailable, Superseded
 from config.log import get_logger
+from persistence import postgres_queue
 from persistence import postgres_sql as q
 from persistence.migrator import migration_status
 from persistence.pg_errors import DeadlineExceeded, is_transient, wrap_exceptions
+from persistence.queue import Claim, Lease
 from persistence.records import (
     FinalReport,
     RunErrorInfo,
@@ -250,6 +252,28 @@ class PostgresStore:
             conn.execute(q.FAIL_RUN, {"run_id": run_id, "stage": error.stage, "code": error.code,
                                       "message": error.message, "seq": q.write_seq(attempt, q.SEQ_FAIL)})
 
+    # -- the queue (persistence.queue.RunQueue; SQL in postgres_queue) --------------------------
+
+    def claim(self, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
+        """Claim one run if it is QUEUED or its lease lapsed."""
+        return postgres_queue.claim(self, run_id, owner, lease_seconds)
+
+    def claim_next(self, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` QUEUED runs with FOR UPDATE SKIP LOCKED."""
+        return postgres_queue.claim_next(self, owner, lease_seconds, limit)
+
+    def renew(self, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:
+        """Extend the lease of a run we hold."""
+        return postgres_queue.renew(self, run_id, attempt, owner, lease_seconds)
+
+    def requeue(self, run_id: str, attempt: int, reason: str) -> bool:
+        """Put an interrupted run back to QUEUED."""
+        return postgres_queue.requeue(self, run_id, attempt, reason)
+
+    def leases(self) -> list[Lease]:
+        """Every PROCESSING run with its lease."""
+        return postgres_queue.leases(self)
+
     # -- health --------------------------------------------------------------------------------
 
     def ping(self, timeout_s: float) -> None:
@@ -273,7 +297,7 @@ class PostgresStore:
 
 def _state(row: tuple[Any, ...]) -> RunState:
     (run_id, user_id, company_id, document_url, status, attempt, current_stage, timings,
-     error_stage, error_code, error_message, created_at, updated_at, completed_at, lease_owner, lease_expires_at) = row
+     error_stage, error_code, error_message, created_at, updated_at, completed_at, lease_owner, lease_expires_at, interruption) = row
     lease = None if lease_owner is None else {
         "owner": lease_owner, "expires_at": lease_expires_at.isoformat() if lease_expires_at else None}
     has_error = error_code is not None or error_message is not None
@@ -290,7 +314,7 @@ def _state(row: tuple[Any, ...]) -> RunState:
         created_at=created_at,
         updated_at=updated_at,
         completed_at=completed_at,
-        extra={"lease": lease},  # the same key FileStore reports
+        extra={"lease": lease, "last_interruption": interruption},  # the same keys FileStore reports
     )
 
 

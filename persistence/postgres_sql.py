@@ -112,7 +112,7 @@ WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
 SELECT_RUN = """
 SELECT id, "userId", "companyId", "documentUrl", status, attempt, "currentStage", "stageTimings",
        "errorStage", "errorCode", "errorMessage", "createdAt", "updatedAt", "completedAt",
-       "leaseOwner", "leaseExpiresAt"
+       "leaseOwner", "leaseExpiresAt", "lastInterruption"
 FROM "PipelineRun"
 WHERE id = %(run_id)s
 """
@@ -122,3 +122,71 @@ SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %(run_id)s ORDER
 """
 
 PING = "SELECT 1"
+
+# -- the queue: claims, leases, requeues (persistence/postgres_queue.py) ----------------------
+
+SEQ_CLAIM = SEQ_START  # a claim starts the attempt; the child's start_attempt repeats it harmlessly
+SEQ_REQUEUE = 102
+
+_CLAIM_SET = """
+SET status = 'PROCESSING',
+    attempt = r.attempt + 1,
+    "leaseOwner" = %(owner)s,
+    "leaseExpiresAt" = now() + make_interval(secs => %(lease_s)s),
+    "errorStage" = NULL, "errorCode" = NULL, "errorMessage" = NULL,
+    "writeSeq" = (r.attempt + 1) * 1000 + 1,
+    "updatedAt" = now()
+"""
+
+# The UPDATE locks the row, so of two concurrent claimants the second re-checks the WHERE
+# after the first commits, finds PROCESSING with a live lease, and claims nothing.
+CLAIM_ONE = """
+UPDATE "PipelineRun" AS r
+""" + _CLAIM_SET + """
+WHERE r.id = %(run_id)s
+  AND (r.status = 'QUEUED'
+       OR (r.status = 'PROCESSING' AND r."leaseExpiresAt" IS NOT NULL AND r."leaseExpiresAt" <= now()))
+RETURNING r.id, r.attempt
+"""
+
+# SKIP LOCKED: replicas claiming at once each take different rows instead of queueing up.
+CLAIM_NEXT = """
+WITH picked AS (
+    SELECT id FROM "PipelineRun"
+    WHERE status = 'QUEUED'
+    ORDER BY "createdAt", id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE "PipelineRun" AS r
+""" + _CLAIM_SET + """
+FROM picked
+WHERE r.id = picked.id
+RETURNING r.id, r.attempt
+"""
+
+RENEW_LEASE = """
+UPDATE "PipelineRun"
+SET "leaseExpiresAt" = now() + make_interval(secs => %(lease_s)s)
+WHERE id = %(run_id)s AND attempt = %(attempt)s AND "leaseOwner" = %(owner)s AND status = 'PROCESSING'
+RETURNING id
+"""
+
+REQUEUE = """
+UPDATE "PipelineRun"
+SET status = 'QUEUED',
+    "leaseOwner" = NULL,
+    "leaseExpiresAt" = NULL,
+    "lastInterruption" = %(reason)s,
+    "writeSeq" = GREATEST("writeSeq", %(seq)s),
+    "updatedAt" = now()
+WHERE id = %(run_id)s AND attempt = %(attempt)s AND status = 'PROCESSING'
+RETURNING id
+"""
+
+SELECT_LEASES = """
+SELECT id, attempt, "leaseOwner", "leaseExpiresAt"
+FROM "PipelineRun"
+WHERE status = 'PROCESSING' AND "leaseOwner" IS NOT NULL
+ORDER BY "leaseExpiresAt", id
+"""

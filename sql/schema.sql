@@ -45,6 +45,7 @@ CREATE TABLE public."PipelineRun" (
     "stage3Output" jsonb,
     "stage4Output" jsonb,
     "fullReportMarkdown" text,
+    "lastInterruption" text,
     CONSTRAINT "PipelineRun_status_check" CHECK ((status = ANY (ARRAY['QUEUED'::text, 'PROCESSING'::text, 'COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))
 );
 
@@ -96,6 +97,8 @@ ALTER TABLE ONLY public."StageOutput"
 
 ALTER TABLE ONLY public.runner_schema_migrations
     ADD CONSTRAINT runner_schema_migrations_pkey PRIMARY KEY (version);
+
+CREATE INDEX "PipelineRun_status_createdAt_idx" ON public."PipelineRun" USING btree (status, "createdAt");
 
 CREATE INDEX "PipelineRun_status_leaseExpiresAt_idx" ON public."PipelineRun" USING btree (status, "leaseExpiresAt");
 

@@ -17,11 +17,13 @@ import psycopg
 import pytest
 
 from persistence.migrate import MigrationOptions, downgrade, migration_status, upgrade
+from persistence.migration_files import load_migrations
 from persistence.migrator import ADVISORY_LOCK_KEY, MigrationDrift
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "sql" / "migrations"
 RUN_TABLES = {"PipelineRun", "StageOutput", "OpportunityCard"}
+VERSIONS = [m.version for m in load_migrations()]  # every migration the repository ships
 STAGE_COLUMNS = {"stage1Output", "stage2Output", "stage3Output", "stage4Output", "fullReportMarkdown"}
 
 
@@ -78,12 +80,12 @@ def bookkeeping(url: str) -> list[tuple]:
 
 def test_up_down_up_round_trips_to_the_same_schema(empty_database_url: str) -> None:
     assert migration_status(empty_database_url).state == "behind"
-    assert [s.version for s in upgrade(empty_database_url)] == [1, 2, 3]
+    assert [s.version for s in upgrade(empty_database_url)] == VERSIONS
     migrated = dump_schema.dump_schema(empty_database_url)
     assert RUN_TABLES <= tables(empty_database_url)
     assert migration_status(empty_database_url).state == "ok"
 
-    assert [s.version for s in downgrade(empty_database_url, to=0)] == [3, 2, 1]
+    assert [s.version for s in downgrade(empty_database_url, to=0)] == VERSIONS[::-1]
     assert tables(empty_database_url) == {"runner_schema_migrations"}
     assert bookkeeping(empty_database_url) == []
 
@@ -94,11 +96,11 @@ def test_up_down_up_round_trips_to_the_same_schema(empty_database_url: str) -> N
 @pytest.mark.parametrize(
     ("args", "version", "present", "absent"),
     [
-        ((), 2, {"PipelineRun"} | STAGE_COLUMNS, {"StageOutput", "OpportunityCard"}),
+        (("--to", "2"), 2, {"PipelineRun"} | STAGE_COLUMNS, {"StageOutput", "OpportunityCard"}),
         (("--to", "1"), 1, {"PipelineRun", "stageTimings", "writeSeq"}, STAGE_COLUMNS | {"StageOutput"}),
         (("--to", "0"), 0, set(), {"PipelineRun"}),
     ],
-    ids=["one-step-by-default", "to-version-1", "to-zero-removes-all"],
+    ids=["to-version-2", "to-version-1", "to-zero-removes-all"],
 )
 def test_down_rolls_back_to_the_requested_version(database_url: str, args, version, present, absent) -> None:
     result = cli("down", *args, url=database_url)
@@ -106,6 +108,12 @@ def test_down_rolls_back_to_the_requested_version(database_url: str, args, versi
     assert migration_status(database_url).version == version
     names = tables(database_url) | columns(database_url, "PipelineRun")
     assert present <= names and not absent & names
+
+
+def test_down_without_a_target_rolls_back_one_step(database_url: str) -> None:
+    result = cli("down", url=database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert migration_status(database_url).version == VERSIONS[-2]
 
 
 def test_down_of_0002_drops_exactly_its_five_columns(database_url: str) -> None:
@@ -145,8 +153,8 @@ def test_two_concurrent_up_commands_apply_each_migration_once(empty_database_url
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     applied = sorted(len(last_json(out)["steps"]) for out, _ in outputs)
-    assert applied == [0, 3]
-    assert [row[0] for row in bookkeeping(empty_database_url)] == [1, 2, 3]
+    assert applied == [0, len(VERSIONS)]
+    assert [row[0] for row in bookkeeping(empty_database_url)] == VERSIONS
 
 
 def test_up_gives_up_after_the_bounded_wait_for_another_deploy(database_url: str) -> None:
@@ -170,7 +178,7 @@ def test_plan_changes_nothing_and_reports_durations_and_locks(empty_database_url
     assert bookkeeping(empty_database_url) == rows_before
     if as_json:
         steps = last_json(result.stdout)["steps"]
-        assert [s["version"] for s in steps] == [2, 3]
+        assert [s["version"] for s in steps] == VERSIONS[1:]
         assert all(s["duration_ms"] >= 0 for s in steps)
         assert {"relation": "PipelineRun", "mode": "AccessExclusiveLock"} in steps[0]["locks"]
     else:
@@ -238,7 +246,7 @@ def test_a_migration_blocked_by_a_table_lock_retries_then_succeeds(empty_databas
     reader.join(timeout=5)
     retries = [json.loads(line) for line in lines if "retrying" in line]
     assert retries and retries[0]["level"] == "warning" and "LockNotAvailable" not in retries[0]["message"]
-    assert [row[0] for row in bookkeeping(empty_database_url)] == [1, 2, 3]
+    assert [row[0] for row in bookkeeping(empty_database_url)] == VERSIONS
 
 
 def test_missing_database_url_exits_2_naming_the_variables(tmp_path: Path) -> None:
