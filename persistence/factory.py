@@ -1,0 +1,100 @@
+"""The one place that turns Settings into a RunStore for the mode of contract §3.
+
+    FILE_ONLY                 FileStore(OUTPUT_DIR)
+    DATABASE_ONLY             ResilientStore(PostgresStore, spool, breaker, retry)
+    DUAL_WRITE                the same, plus FileStore(OUTPUT_DIR) as a full mirror
+    INVALID                   ConfigError: nothing would be saved
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from config.log import get_logger
+from config.modes import Mode
+from config.settings import Settings
+from persistence.breaker import BreakerPolicy, CircuitBreaker
+from persistence.files import FileStore
+from persistence.ports import RunStore
+from persistence.resilient import ResilientStore
+from persistence.retry import RetryPolicy
+from persistence.spool import ReplayReport, Spool
+
+if TYPE_CHECKING:
+    from persistence.postgres import DbTimeouts
+
+log = get_logger(__name__)
+
+
+def build_breaker(settings: Settings, policy: BreakerPolicy | None = None) -> CircuitBreaker:
+    """The host's database breaker, shared through ``settings.state_dir``."""
+    return CircuitBreaker(settings.state_dir, policy or BreakerPolicy())
+
+
+def build_resilient(
+    settings: Settings,
+    *,
+    timeouts: DbTimeouts | None = None,
+    breaker_policy: BreakerPolicy | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ResilientStore:
+    """PostgreSQL behind breaker, retry and spool (plus the file mirror in DUAL_WRITE)."""
+    # Imported here so FILE_ONLY processes never load the database driver.
+    from persistence.postgres import DbTimeouts, PostgresStore
+
+    if not settings.database_url:
+        raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
+    database = PostgresStore(settings.database_url, timeouts or DbTimeouts())
+    files = FileStore(settings.output_dir) if settings.mode is Mode.DUAL_WRITE else None
+    return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker_policy),
+                          retry_policy or RetryPolicy(), files=files)
+
+
+def build_store(
+    settings: Settings,
+    *,
+    timeouts: DbTimeouts | None = None,
+    breaker_policy: BreakerPolicy | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> RunStore:
+    """The RunStore for ``settings.mode``; ConfigError in INVALID mode. Policies: tests shrink them."""
+    settings.require_runnable()
+    if settings.mode is Mode.FILE_ONLY:
+        return FileStore(settings.output_dir)
+    return build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
+                           retry_policy=retry_policy)
+
+
+def replay_spool(
+    settings: Settings,
+    *,
+    batch_size: int = 100,
+    timeouts: DbTimeouts | None = None,
+    breaker_policy: BreakerPolicy | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ReplayReport:
+    """Replay the spool into PostgreSQL (the cron job); honours the breaker, never duplicates."""
+    settings.require_runnable()
+    spool = Spool(settings.spool_dir)
+    if not settings.mode.uses_database:
+        remaining = spool.count()
+        if remaining:
+            log.warning("spool_replay_skipped", reason=f"mode {settings.mode} has no database",
+                        remaining=remaining)
+        return ReplayReport(0, 0, remaining, 0.0, stopped="no_database")
+    store = build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
+                            retry_policy=retry_policy)
+    try:
+        return store.replay(batch_size)
+    finally:
+        store.close()
+
+
+def spool_backlog(settings: Settings) -> int:
+    """How many writes wait in the spool (the /health ``spool_backlog``)."""
+    return Spool(settings.spool_dir).count()
+
+
+def breaker_state(settings: Settings) -> str:
+    """'closed', 'open' or 'half_open' (the /health ``circuit``)."""
+    return build_breaker(settings).state()

@@ -1,0 +1,254 @@
+"""The spool: a durable journal of database writes the database has not confirmed yet.
+
+    spool_dir/<seq:020d>.<run_id>.<verb>.json    one record per write, in write order
+    spool_dir/dead/<same name> + <name>.reason.json   records the database keeps refusing
+    spool_dir/.seq    the host's last sequence number      spool_dir/.replay.lock
+
+A record is the RunStore verb and its arguments as JSON, written to a temporary file, fsynced and
+renamed into place (persistence.atomic), so a SIGKILL leaves either the whole record or nothing.
+Replay deletes a record only after the database confirmed it; a crash between the two re-applies
+it later, which is harmless because every store write is an idempotent, fenced upsert.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config.errors import InvalidInput, RunnerError, SchemaMismatch, StoreError, StoreUnavailable
+from config.log import get_logger
+from config.paths import check_run_id
+from persistence import atomic
+from persistence.ports import RunStore
+from persistence.spool_codec import VERBS, decode_args, encode_args, run_id_of
+
+log = get_logger(__name__)
+
+SEQ_FILE = ".seq"
+SEQ_LOCK = ".seq.lock"
+REPLAY_LOCK = ".replay.lock"
+DEAD_DIR = "dead"
+REASON_SUFFIX = ".reason.json"
+# Errors that say "the database, not this record, is the problem": stop and keep the record.
+STOPPING_ERRORS = (StoreUnavailable, SchemaMismatch)
+# Errors that say "this record will never apply": move it aside so it cannot block the rest.
+RECORD_ERRORS = (RunnerError, ValueError, KeyError, TypeError)
+
+
+@dataclass(frozen=True)
+class SpoolRecord:
+    """One journalled write: where it lives, its order, its run, its verb and (lazily) its body."""
+
+    path: Path
+    seq: int
+    run_id: str
+    verb: str
+
+    def body(self) -> dict[str, Any]:
+        """The record's JSON: {"seq", "run_id", "verb", "args", "spooled_at"}."""
+        return atomic.read_json(self.path)
+
+    def args(self) -> dict[str, Any]:
+        """The verb's keyword arguments, rebuilt as record values (RunRequest, StageResult, …)."""
+        return decode_args(self.verb, self.body()["args"])
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """What one replay did. ``busy``: another replayer held the lock; ``stopped``: why it stopped early."""
+
+    applied: int
+    dead: int
+    remaining: int
+    seconds: float
+    busy: bool = False
+    stopped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as the cron job's JSON summary."""
+        return {"applied": self.applied, "dead": self.dead, "remaining": self.remaining,
+                "seconds": round(self.seconds, 3), "busy": self.busy, "stopped": self.stopped}
+
+
+def _parse_name(path: Path) -> SpoolRecord | None:
+    parts = path.name.split(".")
+    if len(parts) != 4 or parts[3] != "json" or not parts[0].isdigit() or parts[2] not in VERBS:
+        return None  # temp files (".name.xyz.tmp"), locks, sidecars, strangers
+    return SpoolRecord(path, int(parts[0]), parts[1], parts[2])
+
+
+class Spool:
+    """The journal under ``spool_dir``: append, list lazily in order, replay, dead-letter."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        self.dir = spool_dir
+        self.dead_dir = spool_dir / DEAD_DIR
+
+    @contextmanager
+    def _flock(self, name: str, *, blocking: bool = True) -> Iterator[bool]:
+        atomic.ensure_dir(self.dir)
+        with open(self.dir / name, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _next_seq(self) -> int:
+        """A host-wide increasing number; never below the clock, so a lost .seq cannot reuse one."""
+        with self._flock(SEQ_LOCK):
+            path = self.dir / SEQ_FILE
+            last = int(path.read_text().strip() or 0) if path.exists() else 0
+            seq = max(last + 1, time.time_ns())
+            atomic.write_bytes(path, f"{seq}\n".encode())
+            return seq
+
+    def append(self, verb: str, args: Mapping[str, Any]) -> SpoolRecord:
+        """Journal one verb call durably; once this returns the write cannot be lost."""
+        if verb not in VERBS:
+            raise InvalidInput(f"cannot spool unknown store verb {verb!r}; known: {', '.join(VERBS)}")
+        run_id = check_run_id(run_id_of(verb, args))
+        body = {"seq": 0, "run_id": run_id, "verb": verb, "args": encode_args(verb, args),
+                "spooled_at": time.time()}
+        body["seq"] = seq = self._next_seq()
+        path = self.dir / f"{seq:020d}.{run_id}.{verb}.json"
+        atomic.write_json(path, body)
+        log.info("spool_appended", run_id=run_id, verb=verb, seq=seq)
+        return SpoolRecord(path, seq, run_id, verb)
+
+    def _names(self) -> list[str]:
+        # Names only (tens of bytes each): 10,000 records cost well under a megabyte.
+        try:
+            with os.scandir(self.dir) as entries:
+                return sorted(e.name for e in entries if e.name[:1].isdigit() and e.is_file())
+        except FileNotFoundError:
+            return []
+
+    def pending(self, run_id: str | None = None) -> Iterator[SpoolRecord]:
+        """Records not yet confirmed, oldest first; bodies are read only when asked for."""
+        for name in self._names():
+            record = _parse_name(self.dir / name)
+            if record is not None and (run_id is None or record.run_id == run_id):
+                yield record
+
+    def has_pending(self, run_id: str) -> bool:
+        """True while ``run_id`` has records waiting (its later writes must queue behind them)."""
+        marker = f".{run_id}."
+        return any(marker in name for name in self._names())
+
+    def count(self) -> int:
+        """How many records wait for replay (the /health spool_backlog)."""
+        return sum(1 for _ in self.pending())
+
+    def dead(self) -> Iterator[SpoolRecord]:
+        """Records moved aside because the database refused them for good."""
+        if not self.dead_dir.exists():
+            return
+        for name in sorted(os.listdir(self.dead_dir)):
+            record = _parse_name(self.dead_dir / name)
+            if record is not None:
+                yield record
+
+    def discard(self, record: SpoolRecord) -> None:
+        """Forget a record the database confirmed (a missing file means another replayer did)."""
+        try:
+            record.path.unlink()
+        except FileNotFoundError:
+            log.warning("spool_record_already_gone", run_id=record.run_id, seq=record.seq)
+
+    def bury(self, record: SpoolRecord, exc: BaseException) -> None:
+        """Move a record the database refuses for good to dead/, with the reason beside it."""
+        atomic.ensure_dir(self.dead_dir)
+        reason = {"error": type(exc).__name__, "code": getattr(exc, "code", None), "message": str(exc),
+                  "run_id": record.run_id, "verb": record.verb, "seq": record.seq, "at": time.time()}
+        # Sidecar first: a crash between the two steps leaves a stray reason, never a silent record.
+        atomic.write_json(self.dead_dir / (record.path.name + REASON_SUFFIX), reason)
+        os.replace(record.path, self.dead_dir / record.path.name)
+        atomic.fsync_dir(self.dead_dir)
+        atomic.fsync_dir(self.dir)
+        log.error("spool_record_dead", run_id=record.run_id, verb=record.verb, seq=record.seq,
+                  error=type(exc).__name__, reason=str(exc))
+
+    def replay(
+        self,
+        store: RunStore,
+        batch_size: int = 100,
+        *,
+        run_id: str | None = None,
+        max_records: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ReplayReport:
+        """Apply pending records to ``store`` in order, in batches; stop at the first transient error."""
+        started = clock()
+        with self._flock(REPLAY_LOCK, blocking=False) as locked:
+            if not locked:
+                log.info("spool_replay_busy", reason="another process is replaying")
+                return ReplayReport(0, 0, self.count(), clock() - started, busy=True)
+            applied, dead, stopped = self._replay_locked(store, batch_size, run_id, max_records)
+        report = ReplayReport(applied, dead, self.count(), clock() - started, stopped=stopped)
+        log.info("spool_replayed", **report.as_dict())
+        return report
+
+    def _replay_locked(
+        self, store: RunStore, batch_size: int, run_id: str | None, max_records: int | None
+    ) -> tuple[int, int, str | None]:
+        applied = dead = 0
+        batch: list[SpoolRecord] = []
+        for record in self.pending(run_id):
+            if max_records is not None and applied + dead >= max_records:
+                return applied, dead, "max_records"
+            try:
+                _apply_twice(store, record)
+            except STOPPING_ERRORS as exc:
+                # The database is the problem, not the record: keep it, let the breaker decide.
+                log.warning("spool_replay_stopped", run_id=record.run_id, seq=record.seq,
+                            error=type(exc).__name__, reason=str(exc))
+                self._confirm(batch)
+                return applied, dead, getattr(exc, "code", type(exc).__name__)
+            except FileNotFoundError:
+                continue  # removed under us by an operator: nothing left to apply
+            except RECORD_ERRORS as exc:
+                self.bury(record, exc)
+                dead += 1
+                continue
+            self.discard(record)
+            batch.append(record)
+            applied += 1
+            if len(batch) >= batch_size:
+                self._confirm(batch)
+                batch = []
+        self._confirm(batch)
+        return applied, dead, None
+
+    def _confirm(self, batch: list[SpoolRecord]) -> None:
+        """Make a batch's deletions durable with one folder fsync (a lost delete only re-applies)."""
+        if batch:
+            atomic.fsync_dir(self.dir)
+            log.debug("spool_batch_applied", records=len(batch), last_seq=batch[-1].seq)
+
+
+def apply_record(store: RunStore, record: SpoolRecord) -> Any:
+    """Call the record's verb on ``store`` with its decoded arguments."""
+    return getattr(store, record.verb)(**record.args())
+
+
+def _apply_twice(store: RunStore, record: SpoolRecord) -> None:
+    """Apply a record; a plain StoreError gets one more try before the record counts as refused."""
+    try:
+        apply_record(store, record)
+    except STOPPING_ERRORS:
+        raise
+    except StoreError as exc:
+        # e.g. a serialization failure or deadlock the store did not class as transient
+        log.warning("spool_record_retry", run_id=record.run_id, seq=record.seq, reason=str(exc))
+        apply_record(store, record)

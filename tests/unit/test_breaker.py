@@ -1,0 +1,293 @@
+"""The host-wide circuit breaker: thresholds, breaks, the single probe, state across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from config.errors import Conflict, SchemaMismatch, StoreUnavailable
+from persistence.breaker import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    STATE_FILE,
+    BreakerPolicy,
+    CircuitBreaker,
+    CircuitOpen,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = BreakerPolicy(consecutive_failures=3, window_seconds=60, window_size=10, min_calls=4,
+                       failure_rate=0.5, slow_call_seconds=1.0, slow_call_rate=0.5, break_seconds=10,
+                       break_multiplier=2, max_break_seconds=50, break_jitter=0.2, probe_lease_seconds=30)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def breaker(tmp_path: Path, clock: Clock) -> CircuitBreaker:
+    # rand 0.5 means a jitter factor of exactly 1: breaks are base * multiplier**n.
+    return CircuitBreaker(tmp_path / "state", POLICY, clock=clock, rand=lambda: 0.5)
+
+
+def call(breaker: CircuitBreaker, error: BaseException | None = None, seconds: float = 0.01) -> str:
+    permit = breaker.acquire()
+    assert permit is not None
+    return breaker.record(permit, error, seconds)
+
+
+def open_it(breaker: CircuitBreaker) -> None:
+    for _ in range(POLICY.consecutive_failures):
+        call(breaker, StoreUnavailable("refused"))
+    assert breaker.state() == OPEN
+
+
+def test_starts_closed_without_a_state_file(breaker: CircuitBreaker) -> None:
+    assert breaker.state() == CLOSED
+    assert breaker.acquire() is not None
+
+
+def test_opens_after_consecutive_connection_failures(breaker: CircuitBreaker) -> None:
+    call(breaker, StoreUnavailable("refused"))
+    call(breaker, StoreUnavailable("refused"))
+    assert breaker.state() == CLOSED
+    with capture_logs() as logs:
+        call(breaker, StoreUnavailable("refused"))
+    assert breaker.state() == OPEN
+    assert breaker.acquire() is None
+    opened = [e for e in logs if e["event"] == "breaker_opened"]
+    assert opened and opened[0]["reason"].startswith("consecutive_failures")
+
+
+def test_a_success_resets_the_consecutive_count(breaker: CircuitBreaker) -> None:
+    for _ in range(5):
+        call(breaker, StoreUnavailable("refused"))
+        call(breaker, StoreUnavailable("refused"))
+        call(breaker)
+        breaker.reset("test keeps the window empty")
+    assert breaker.state() == CLOSED
+
+
+def test_opens_on_failure_rate_once_the_window_has_min_calls(breaker: CircuitBreaker) -> None:
+    call(breaker, StoreUnavailable("refused"))
+    call(breaker)
+    call(breaker, StoreUnavailable("refused"))
+    assert breaker.state() == CLOSED  # 2/3 failed, but under min_calls
+    call(breaker)
+    assert breaker.state() == OPEN
+    assert breaker.snapshot()["reason"].startswith("failure_rate")
+
+
+def test_old_calls_leave_the_window(breaker: CircuitBreaker, clock: Clock) -> None:
+    call(breaker, StoreUnavailable("refused"))
+    call(breaker, StoreUnavailable("refused"))
+    clock.now += POLICY.window_seconds + 1
+    for _ in range(4):
+        call(breaker)
+    assert breaker.state() == CLOSED
+
+
+def test_opens_on_slow_call_rate(breaker: CircuitBreaker) -> None:
+    for _ in range(3):
+        call(breaker, seconds=2.5)
+    assert breaker.state() == CLOSED
+    call(breaker, seconds=2.5)
+    assert breaker.state() == OPEN
+    assert breaker.snapshot()["reason"].startswith("slow_call_rate")
+
+
+def test_schema_mismatch_opens_at_once(breaker: CircuitBreaker) -> None:
+    with capture_logs() as logs:
+        call(breaker, SchemaMismatch('column "stage1Output" does not exist'))
+    assert breaker.state() == OPEN
+    assert any(e["event"] == "breaker_opened" and "schema_mismatch" in e["reason"] for e in logs)
+
+
+def test_answers_that_are_not_failures_count_as_healthy_calls(breaker: CircuitBreaker) -> None:
+    for _ in range(6):
+        call(breaker, Conflict("other payload"))
+    assert breaker.state() == CLOSED
+
+
+def test_open_skips_until_the_break_ends_then_allows_one_probe(breaker: CircuitBreaker, clock: Clock) -> None:
+    open_it(breaker)
+    clock.now += POLICY.break_seconds - 0.01
+    assert breaker.acquire() is None
+    clock.now += 0.02
+    probe = breaker.acquire()
+    assert probe is not None and probe.probe
+    assert breaker.state() == HALF_OPEN
+    assert breaker.acquire() is None  # exactly one probe at a time
+    assert breaker.record(probe, None, 0.01) == CLOSED
+    assert breaker.acquire() is not None
+
+
+def test_failed_probe_reopens_for_a_longer_break_up_to_the_cap(breaker: CircuitBreaker, clock: Clock) -> None:
+    open_it(breaker)
+    breaks = []
+    for _ in range(5):
+        snap = breaker.snapshot()
+        breaks.append(snap["open_until"] - snap["since"])
+        clock.now = snap["open_until"]
+        probe = breaker.acquire()
+        assert probe is not None and probe.probe
+        assert breaker.record(probe, StoreUnavailable("still down"), 0.01) == OPEN
+    assert breaks == [10, 20, 40, 50, 50]
+
+
+def test_a_slow_probe_reopens(breaker: CircuitBreaker, clock: Clock) -> None:
+    open_it(breaker)
+    clock.now = breaker.snapshot()["open_until"]
+    probe = breaker.acquire()
+    assert breaker.record(probe, None, POLICY.slow_call_seconds + 1) == OPEN
+    assert breaker.snapshot()["reason"].startswith("probe_slow")
+
+
+def test_a_probe_that_outlives_its_lease_is_retaken(breaker: CircuitBreaker, clock: Clock) -> None:
+    open_it(breaker)
+    clock.now = breaker.snapshot()["open_until"]
+    first = breaker.acquire()
+    assert first is not None and breaker.acquire() is None
+    clock.now += POLICY.probe_lease_seconds + 1
+    second = breaker.acquire()
+    assert second is not None and second.probe and second.token != first.token
+    # The first prober's late verdict no longer decides anything.
+    breaker.record(first, None, 0.01)
+    assert breaker.state() == HALF_OPEN
+
+
+def test_a_probe_held_by_a_dead_process_is_retaken(breaker: CircuitBreaker, clock: Clock) -> None:
+    open_it(breaker)
+    clock.now = breaker.snapshot()["open_until"]
+    assert breaker.acquire() is not None
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    doc = json.loads(breaker.path.read_text())
+    doc["probe"]["pid"] = int(done.stdout)  # that process has exited
+    breaker.path.write_text(json.dumps(doc))
+    assert breaker.acquire() is not None
+
+
+def test_guard_records_outcomes_and_raises_circuit_open_when_skipping(breaker: CircuitBreaker) -> None:
+    for _ in range(POLICY.consecutive_failures):
+        with pytest.raises(StoreUnavailable), breaker.guard():
+            raise StoreUnavailable("refused")
+    with pytest.raises(CircuitOpen):
+        with breaker.guard():
+            pytest.fail("the block must not run while the breaker is open")
+
+
+def test_guard_gives_back_a_probe_on_an_unexpected_error(breaker: CircuitBreaker, clock: Clock) -> None:
+    open_it(breaker)
+    clock.now = breaker.snapshot()["open_until"]
+    with pytest.raises(KeyError), breaker.guard():
+        raise KeyError("bug")
+    assert breaker.state() == OPEN
+    assert breaker.acquire() is not None  # the next caller may probe at once
+
+
+def test_trip_and_reset_for_operators(breaker: CircuitBreaker) -> None:
+    with capture_logs() as logs:
+        breaker.trip("schema drift found by cron")
+        assert breaker.state() == OPEN
+        breaker.reset("migrations applied")
+    assert breaker.state() == CLOSED
+    events = [(e["event"], e["reason"]) for e in logs]
+    assert ("breaker_opened", "manual: schema drift found by cron") in events
+    assert ("breaker_closed", "manual: migrations applied") in events
+
+
+def test_a_corrupt_state_file_is_reset_and_logged(breaker: CircuitBreaker) -> None:
+    breaker.dir.mkdir(parents=True)
+    breaker.path.write_text("{not json")
+    with capture_logs() as logs:
+        assert breaker.state() == CLOSED
+        breaker.trip("after corruption")
+    assert any(e["event"] == "breaker_state_corrupt" for e in logs)
+    assert json.loads(breaker.path.read_text())["state"] == OPEN
+
+
+@settings(max_examples=60, deadline=None)
+@given(trips=st.integers(1, 40), rand=st.floats(0.0, 1.0))
+def test_breaks_are_jittered_and_capped(tmp_path_factory: pytest.TempPathFactory, trips: int, rand: float) -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(tmp_path_factory.mktemp("b"), POLICY, clock=clock, rand=lambda: rand)
+    for _ in range(trips):
+        breaker.trip("test")
+    snap = breaker.snapshot()
+    seconds = snap["open_until"] - snap["since"]
+    grown = POLICY.break_seconds * POLICY.break_multiplier ** (trips - 1)
+    assert seconds <= POLICY.max_break_seconds
+    assert seconds == pytest.approx(min(POLICY.max_break_seconds, grown * (1 + POLICY.break_jitter * (2 * rand - 1))))
+
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from persistence.breaker import BreakerPolicy, CircuitBreaker
+    breaker = CircuitBreaker(Path(sys.argv[1]), BreakerPolicy(**json.loads(sys.argv[2])))
+    action = sys.argv[3]
+    result = []
+    if action == "trip":
+        breaker.trip("tripped by another process")
+    elif action == "acquire":
+        permit = breaker.acquire()
+        result.append("skip" if permit is None else ("probe" if permit.probe else "call"))
+    result.append(breaker.state())
+    print("RESULT", *result)
+""")
+
+
+def child(state_dir: Path, action: str, policy: BreakerPolicy = POLICY) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(state_dir), json.dumps(policy.__dict__), action],
+                         cwd=REPO, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    # Logs go to stdout too (structlog's default); the answer is the RESULT line.
+    return [line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1].split()[1:]
+
+
+def test_state_is_shared_by_real_processes(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    here = CircuitBreaker(state_dir, POLICY)
+    assert child(state_dir, "state") == [CLOSED]
+    assert child(state_dir, "trip") == [OPEN]
+    # This process sees the other's decision and skips the database with no wait.
+    assert here.state() == OPEN
+    assert here.acquire() is None
+    assert child(state_dir, "acquire") == ["skip", OPEN]
+
+
+def test_only_one_probe_across_processes(tmp_path: Path) -> None:
+    policy = BreakerPolicy(break_seconds=0.0, break_jitter=0.0, probe_lease_seconds=600)
+    state_dir = tmp_path / "state"
+    here = CircuitBreaker(state_dir, policy)
+    here.trip("test")
+    probe = here.acquire()
+    assert probe is not None and probe.probe
+    assert child(state_dir, "acquire", policy) == ["skip", HALF_OPEN]
+    here.record(probe, None, 0.0)
+    assert child(state_dir, "acquire", policy) == ["call", CLOSED]
+
+
+def test_state_file_is_plain_json_for_operators(breaker: CircuitBreaker) -> None:
+    breaker.trip("look at me")
+    doc = json.loads((breaker.dir / STATE_FILE).read_text())
+    assert doc["state"] == OPEN and doc["reason"] == "manual: look at me"

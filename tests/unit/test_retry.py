@@ -1,0 +1,117 @@
+"""The retry policy: bounded by attempts and total time, jittered, transient errors only."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable
+from persistence.retry import RetryPolicy, call_with_retry, is_transient
+
+FAST = RetryPolicy(attempts=4, total_seconds=100.0, first_wait=0.1, max_wait=1.0, jitter=0.05)
+
+
+class FakeTime:
+    """A clock that only moves when the retry loop 'sleeps'."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def flaky(failures: list[BaseException], result: str = "ok"):
+    calls = {"n": 0}
+
+    def fn() -> str:
+        calls["n"] += 1
+        if failures:
+            raise failures.pop(0)
+        return result
+
+    return fn, calls
+
+
+def run(policy: RetryPolicy, fn, fake: FakeTime):
+    return call_with_retry(policy, fn, verb="save_stage", clock=fake.clock, sleep=fake.sleep)
+
+
+def test_transient_failures_are_retried_until_success() -> None:
+    fake = FakeTime()
+    fn, calls = flaky([StoreUnavailable("refused"), StoreUnavailable("refused")])
+    assert run(FAST, fn, fake) == "ok"
+    assert calls["n"] == 3
+    assert len(fake.sleeps) == 2
+
+
+@pytest.mark.parametrize("error", [SchemaMismatch("no column"), Conflict("other payload"), StoreError("bad data"),
+                                   ValueError("bug")])
+def test_non_transient_errors_are_raised_at_once(error: BaseException) -> None:
+    fake = FakeTime()
+    fn, calls = flaky([error])
+    with pytest.raises(type(error)):
+        run(FAST, fn, fake)
+    assert calls["n"] == 1
+    assert fake.sleeps == []
+
+
+def test_attempts_bound_reraises_the_last_error() -> None:
+    fake = FakeTime()
+    errors = [StoreUnavailable(f"refused {i}") for i in range(10)]
+    fn, calls = flaky(errors)
+    with pytest.raises(StoreUnavailable, match="refused 3"):
+        run(FAST, fn, fake)
+    assert calls["n"] == FAST.attempts
+
+
+def test_total_time_bound_stops_before_attempts_run_out() -> None:
+    fake = FakeTime()
+    policy = RetryPolicy(attempts=50, total_seconds=2.0, first_wait=0.5, max_wait=0.5, jitter=0.0)
+    fn, calls = flaky([StoreUnavailable("timeout") for _ in range(50)])
+    with pytest.raises(StoreUnavailable):
+        run(policy, fn, fake)
+    # Never starts an attempt past the budget: 0.5 s waits fit 3 times in under 2 s.
+    assert fake.now < policy.total_seconds
+    assert calls["n"] == 4
+
+
+def test_each_retry_is_logged_with_attempt_and_wait() -> None:
+    fake = FakeTime()
+    fn, _ = flaky([StoreUnavailable("refused")])
+    with capture_logs() as logs:
+        run(FAST, fn, fake)
+    retries = [e for e in logs if e["event"] == "store_retry"]
+    assert len(retries) == 1
+    assert retries[0]["attempt"] == 1
+    assert retries[0]["verb"] == "save_stage"
+    assert retries[0]["wait_s"] == pytest.approx(fake.sleeps[0], abs=1e-3)
+    assert retries[0]["code"] == "STORE_UNAVAILABLE"
+
+
+def test_default_predicate_names_exactly_store_unavailable() -> None:
+    assert is_transient(StoreUnavailable("x"))
+    assert not is_transient(SchemaMismatch("x"))
+    assert not is_transient(StoreError("x"))
+    assert not is_transient(OSError("x"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(attempts=st.integers(1, 8), first=st.floats(0.01, 1.0), cap=st.floats(0.05, 3.0),
+       jitter=st.floats(0.0, 0.5), budget=st.floats(0.1, 20.0))
+def test_waits_stay_within_bounds(attempts: int, first: float, cap: float, jitter: float, budget: float) -> None:
+    fake = FakeTime()
+    policy = RetryPolicy(attempts=attempts, total_seconds=budget, first_wait=first, max_wait=cap, jitter=jitter)
+    fn, calls = flaky([StoreUnavailable("down") for _ in range(20)])
+    with pytest.raises(StoreUnavailable):
+        run(policy, fn, fake)
+    assert 1 <= calls["n"] <= attempts
+    assert all(0 <= s <= cap for s in fake.sleeps)
+    assert fake.now < budget or not fake.sleeps
