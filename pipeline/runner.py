@@ -1,0 +1,161 @@
+"""The run: the one place that does I/O around the pure stages.
+
+It gathers inputs (brand, document, stages already finished), calls each missing stage, hands
+every output to the store as soon as it exists, then renders and stores the report. A run that
+was interrupted resumes from its last finished stage: finished stages are never recomputed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from config.errors import InvalidInput, NotFound, StageError
+from config.log import bind_run, get_logger
+from persistence.ports import RunStore
+from persistence.records import (
+    STAGE_NAMES,
+    STAGE_NUMBERS,
+    RunErrorInfo,
+    RunRequest,
+    RunStatus,
+    StageResult,
+    utcnow,
+)
+from pipeline.brands import load_brand
+from pipeline.document import Document
+from pipeline.engine import Engine
+from pipeline.report import render_report
+from pipeline.stages import run_stage
+
+log = get_logger(__name__)
+
+
+class Progress(Protocol):
+    """Receives a run's progress, for a person watching (the CLI) or for tests."""
+
+    def stage_started(self, stage: int, name: str) -> None:
+        """A stage begins."""
+
+    def stage_finished(self, stage: int, name: str, seconds: float) -> None:
+        """A stage finished and its output is stored."""
+
+    def stage_skipped(self, stage: int, name: str) -> None:
+        """A stage was already finished by an earlier attempt."""
+
+
+class NoProgress:
+    """A Progress that shows nothing (the web run subprocess logs instead)."""
+
+    def stage_started(self, stage: int, name: str) -> None:
+        """Ignore."""
+
+    def stage_finished(self, stage: int, name: str, seconds: float) -> None:
+        """Ignore."""
+
+    def stage_skipped(self, stage: int, name: str) -> None:
+        """Ignore."""
+
+
+@dataclass(frozen=True)
+class RunServices:
+    """What a run needs from the outside, built once by the composition root."""
+
+    store: RunStore
+    engine: Engine
+    brands_dir: Path
+    load_document: Callable[[str], Document]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended; ``interrupted`` runs stay PROCESSING and are resumed by a later attempt."""
+
+    run_id: str
+    status: RunStatus
+    error: RunErrorInfo | None = None
+    resumed_from: int = 0
+    interrupted: bool = False
+
+
+def execute_run(
+    services: RunServices,
+    request: RunRequest,
+    *,
+    attempt: int,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> RunOutcome:
+    """Run (or resume) ``request`` as ``attempt``; the outcome is also recorded in the store.
+
+    ``should_stop`` is asked between stages: when it says yes (a redeploy is draining the
+    host), the run stops with every finished stage saved, to be resumed by a later attempt.
+    """
+    progress = progress or NoProgress()
+    store = services.store
+    bind_run(request.run_id, attempt=attempt)
+    store.start_attempt(request.run_id, attempt)
+    done = store.load_stage_outputs(request.run_id)
+    log.info("run_started", brand=request.company_id, document=request.document_url,
+             stages_done=sorted(done), engine=services.engine.name)
+    current = 1
+    try:
+        brand = load_brand(services.brands_dir, request.company_id)
+        document = services.load_document(request.document_url)
+        log.info("document_loaded", document=document.name, media_type=document.media_type,
+                 words=document.words, truncated=document.truncated)
+        outputs: dict[int, Mapping[str, Any]] = dict(done)
+        for current in STAGE_NUMBERS:
+            name = STAGE_NAMES[current]
+            if current in outputs:
+                progress.stage_skipped(current, name)
+                log.info("stage_skipped", stage=current, stage_name=name, reason="finished by an earlier attempt")
+                continue
+            if should_stop():
+                log.warning("run_interrupted", next_stage=current, reason="shutdown requested; resumes later")
+                return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True)
+            outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
+        current = 0
+        report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs)
+        store.complete_run(request.run_id, attempt, report)
+    except (StageError, InvalidInput, NotFound) as exc:
+        stage = exc.stage if isinstance(exc, StageError) else current
+        error = RunErrorInfo(stage=stage or None, code=exc.code, message=exc.message)
+        store.fail_run(request.run_id, attempt, error)
+        log.error("run_failed", stage=error.stage, code=error.code, error=error.message)
+        return RunOutcome(request.run_id, RunStatus.FAILED, error, resumed_from=len(done))
+    except Exception as exc:
+        # A bug, not bad input: record it so the run does not sit in PROCESSING, then re-raise
+        # so the traceback reaches the logs and the process exits non-zero.
+        error = RunErrorInfo(stage=current or None, code="INTERNAL_ERROR", message=f"{type(exc).__name__}: {exc}")
+        store.fail_run(request.run_id, attempt, error)
+        log.exception("run_crashed", stage=error.stage)
+        raise
+    log.info("run_completed", stages_resumed=len(done))
+    return RunOutcome(request.run_id, RunStatus.COMPLETED, resumed_from=len(done))
+
+
+def _run_one(
+    services: RunServices,
+    request: RunRequest,
+    attempt: int,
+    stage: int,
+    document: Document,
+    brand: Any,
+    outputs: Mapping[int, Mapping[str, Any]],
+    progress: Progress,
+) -> Mapping[str, Any]:
+    name = STAGE_NAMES[stage]
+    progress.stage_started(stage, name)
+    log.info("stage_started", stage=stage, stage_name=name)
+    started_at, clock = utcnow(), time.perf_counter()
+    output = run_stage(stage, services.engine, document=document, brand=brand, previous=outputs)
+    result = StageResult(stage, output, started_at, utcnow())
+    services.store.save_stage(request.run_id, attempt, result)
+    seconds = time.perf_counter() - clock
+    progress.stage_finished(stage, name, seconds)
+    log.info("stage_completed", stage=stage, stage_name=name, duration_ms=round(seconds * 1000, 1))
+    return output
