@@ -1,0 +1,81 @@
+"""The web composition root: ``create_app(settings)`` builds the store, launcher and routes.
+
+Importing this module opens nothing; gunicorn calls ``create_app()`` once per worker.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from config.errors import ConfigError, Conflict, InvalidInput, NotFound, RunnerError, StoreError
+from config.log import configure_logging, get_logger
+from config.modes import Mode
+from config.settings import Settings
+from handlers.health import probe_for
+from handlers.launcher import DispatcherLauncher, RunLauncher
+from handlers.payload import InvalidPayload
+from handlers.routes import WebServices, health, runs, status
+from handlers.webhook_signature import SignatureError
+from persistence.factory import build_store
+from persistence.ports import RunStore
+
+log = get_logger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+# First match wins: subclasses before their parents.
+STATUS_FOR = ((SignatureError, 401), (InvalidInput, 400), (NotFound, 404), (Conflict, 409),
+              (ConfigError, 503), (StoreError, 503))
+
+
+def create_app(settings: Settings | None = None, *, store: RunStore | None = None,
+               launcher: RunLauncher | None = None) -> Flask:
+    """Build the Flask app; settings from the environment and the mode's store unless given."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    if store is None and settings.mode is not Mode.INVALID:
+        store = build_store(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Werkzeug would answer '//' in a path with an HTML 308 redirect; every answer here is JSON.
+    app.url_map.merge_slashes = False
+    launcher = launcher or DispatcherLauncher(settings)
+    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher)
+    probe_for(app, store)
+    for blueprint in (runs, status, health):
+        app.register_blueprint(blueprint)
+    app.register_error_handler(RunnerError, error_response)
+    app.register_error_handler(HTTPException, error_response)
+    log.info("web_app_ready", mode=str(settings.mode), store=getattr(store, "name", None),
+             webhook_secret="set" if settings.webhook_secret else "unset",
+             api_token="set" if settings.api_token else "unset", environment=settings.railway_environment)
+    return app
+
+
+def error_response(exc: RunnerError | HTTPException) -> Response:
+    """The one error handler: the error tree and HTTP errors become a JSON body and a status."""
+    if isinstance(exc, HTTPException):
+        code = exc.code or 500
+        message = exc.description if code < 500 else "internal server error"
+        response = jsonify({"error": message, "code": exc.name.upper().replace(" ", "_")})
+        response.status_code = code
+        for name, value in exc.get_headers():  # keeps Allow (405) and WWW-Authenticate (401)
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+    code = next((status for kind, status in STATUS_FOR if isinstance(exc, kind)), 500)
+    body: dict[str, object] = {"error": exc.message, "code": exc.code}
+    if isinstance(exc, InvalidPayload):
+        body["fields"] = exc.fields
+    elif isinstance(exc, StoreError):
+        # Driver messages can name hosts; the detail goes to the log, not to the caller.
+        body["error"] = "the run store is unavailable (the run may not be recorded): retry later"
+    elif code == 500:
+        body["error"] = "internal server error"
+    log.log(40 if code >= 500 else 30, "request_refused", status=code, code=exc.code, reason=exc.message)
+    response = jsonify(body)
+    response.status_code = code
+    if isinstance(exc, SignatureError):
+        response.headers["WWW-Authenticate"] = 'Webhook realm="standard-webhooks"'
+    return response

@@ -1,0 +1,316 @@
+"""The host's run dispatcher: a fork server that starts one subprocess per run.
+
+``python -m handlers.dispatcher`` (started by the web process, see handlers/launcher.py):
+
+* one per state folder, held by an exclusive ``flock`` (a second one waits as a standby);
+* the pipeline stack is imported once here, so a run's process is a ``fork()`` that starts
+  its first stage within milliseconds instead of paying ~300 ms of imports;
+* each child runs in its own session, dies with the dispatcher (PR_SET_PDEATHSIG), and runs
+  exactly one claimed attempt; at most MAX_CONCURRENT_RUNS at once, the rest stay QUEUED;
+* leases are renewed by heartbeat for live children; a child that dies is requeued to resume
+  from its last finished stage, or failed with its cause after MAX_RUN_ATTEMPTS;
+* on SIGTERM it stops claiming, asks children to stop after their current stage, and waits
+  up to RAILWAY_DEPLOYMENT_DRAINING_SECONDS; interrupted runs go back to QUEUED.
+
+The loop is single-threaded on purpose: forking a process that has threads is unsafe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import secrets
+import selectors
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from config.errors import RunnerError, StoreError
+from config.log import configure_logging, get_logger
+from config.paths import RUN_ID_PATTERN
+from config.settings import Settings
+from handlers import dispatch_socket
+from handlers.recovery import ReapReport, describe_exit, reap, recover_run
+from persistence import atomic
+from persistence.queue import Claim
+
+log = get_logger(__name__)
+
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped between stages for a shutdown; resume later
+EXIT_SUPERSEDED = 3  # a newer attempt owns the run: this process had nothing to do
+POLL_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Child:
+    """A run subprocess and the claim it executes."""
+
+    claim: Claim
+    started: float
+
+
+def state_identity(settings: Settings) -> str:
+    """A random id kept in the state folder: the same across restarts on one volume, new per container."""
+    path = settings.state_dir / "host-id"
+    if not path.exists():
+        atomic.write_bytes(path, secrets.token_hex(6).encode())
+    return path.read_text().strip()
+
+
+class Dispatcher:
+    """Claims runs and forks one child per run; see the module docstring."""
+
+    def __init__(self, settings: Settings) -> None:
+        from pipeline.bootstrap import bootstrap  # imported here: the fork server's preload
+
+        self.settings = settings
+        self.app = bootstrap(settings)
+        self.store = self.app.services.store
+        self.identity = state_identity(settings)
+        self.owner = f"{self.identity}/{os.getpid()}-{int(time.time() * 1000)}"
+        self.children: dict[int, Child] = {}
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.listener: socket.socket | None = None
+        self.last_heartbeat = self.last_reap = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Hold the host lock and dispatch until SIGTERM, then drain."""
+        atomic.ensure_dir(self.settings.state_dir)
+        with open(dispatch_socket.lock_path(self.settings), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a standby blocks here until the live one exits
+            atomic.write_bytes(dispatch_socket.pid_path(self.settings), str(os.getpid()).encode())
+            self.listener = dispatch_socket.open_listener(self.settings)
+            self._install_signals()
+            log.info("dispatcher_started", owner=self.owner, max_concurrent_runs=self.settings.max_concurrent_runs,
+                     lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode))
+            self._recover(startup=True)
+            while not self.stopping:
+                self._tick()
+            self._drain()
+            dispatch_socket.pid_path(self.settings).unlink(missing_ok=True)
+        self.store.close()
+        log.info("dispatcher_stopped", owner=self.owner)
+
+    def _install_signals(self) -> None:
+        self.wake_w.setblocking(False)
+        self.wake_r.setblocking(False)
+        signal.set_wakeup_fd(self.wake_w.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd sees it
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
+        self.selector.register(self.listener, selectors.EVENT_READ, "notify")
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        wanted: list[str] = []
+        for key, _ in self.selector.select(timeout=POLL_SECONDS):
+            if key.data == "notify":
+                wanted.extend(self._read_notifications())
+            else:
+                self._drain_wakeups()
+        self._collect_children()
+        if self.stopping:
+            return
+        now = time.monotonic()
+        if now - self.last_heartbeat >= max(1.0, self.settings.run_lease_seconds / 3):
+            self._heartbeat()
+            self.last_heartbeat = now
+        if now - self.last_reap >= max(2.0, self.settings.run_lease_seconds / 2):
+            self._recover(startup=False)
+            self.last_reap = now
+        self._fill_slots(wanted)
+
+    def _read_notifications(self) -> list[str]:
+        ids = []
+        while True:
+            try:
+                data = self.listener.recv(128)
+            except BlockingIOError:
+                return ids
+            run_id = data.decode("ascii", "replace")
+            if RUN_ID_PATTERN.fullmatch(run_id):
+                ids.append(run_id)
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self.wake_r.recv(512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _fill_slots(self, wanted: list[str]) -> None:
+        free = self.settings.max_concurrent_runs - len(self.children)
+        if free <= 0:
+            return
+        lease = self.settings.run_lease_seconds
+        running = {c.claim.run_id for c in self.children.values()}
+        claims: list[Claim] = []
+        try:
+            for run_id in dict.fromkeys(wanted):  # notified runs first: the fast path
+                if len(claims) < free and run_id not in running:
+                    claim = self.store.claim(run_id, self.owner, lease)
+                    if claim is not None:
+                        claims.append(claim)
+            if len(claims) < free:
+                claims += self.store.claim_next(self.owner, lease, free - len(claims))
+        except StoreError as exc:
+            log.error("dispatcher_claim_failed", error=str(exc), code=exc.code)
+        for claim in claims:
+            self._start(claim)
+
+    def _heartbeat(self) -> None:
+        for pid, child in list(self.children.items()):
+            claim = child.claim
+            try:
+                held = self.store.renew(claim.run_id, claim.attempt, self.owner, self.settings.run_lease_seconds)
+            except StoreError as exc:
+                log.error("lease_renew_failed", run_id=claim.run_id, error=str(exc))
+                continue
+            if not held:
+                # Someone else took the run (our lease lapsed): stop ours, fencing refuses its writes anyway.
+                log.warning("lease_lost", run_id=claim.run_id, attempt=claim.attempt, pid=pid)
+                os.kill(pid, signal.SIGTERM)
+
+    def _recover(self, *, startup: bool) -> ReapReport | None:
+        def dead_owner(owner: str | None) -> bool:
+            # We hold this state folder's lock, so any other owner recorded under it is gone.
+            return bool(owner) and owner.startswith(self.identity + "/") and owner != self.owner
+
+        try:
+            report = reap(self.store, self.settings, dead_owner=dead_owner if startup else lambda owner: False)
+        except StoreError as exc:
+            log.error("recovery_failed", error=str(exc))
+            return None
+        if report.requeued or report.failed:
+            log.warning("runs_recovered", startup=startup, **report.as_dict())
+        return report
+
+    # -- children ----------------------------------------------------------------------------
+
+    def _start(self, claim: Claim) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                code = _child_main(self, claim)
+            except BaseException:
+                log.exception("run_process_crashed", run_id=claim.run_id, attempt=claim.attempt)
+            finally:
+                os._exit(code)
+        self.children[pid] = Child(claim, time.monotonic())
+        log.info("run_process_started", run_id=claim.run_id, attempt=claim.attempt, pid=pid,
+                 running=len(self.children))
+
+    def _collect_children(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is not None:
+                self._after_exit(child, status)
+
+    def _after_exit(self, child: Child, status: int) -> None:
+        claim = child.claim
+        code = os.waitstatus_to_exitcode(status)
+        log.info("run_process_exited", run_id=claim.run_id, attempt=claim.attempt, exit_code=code,
+                 seconds=round(time.monotonic() - child.started, 3))
+        if code in (0, EXIT_SUPERSEDED):
+            return
+        try:
+            if code == EXIT_INTERRUPTED:
+                if self.store.requeue(claim.run_id, claim.attempt, "interrupted by shutdown"):
+                    log.info("run_requeued", run_id=claim.run_id, cause="interrupted by shutdown")
+                return
+            recover_run(self.store, self.settings, claim.run_id, claim.attempt, describe_exit(status), ReapReport())
+        except StoreError as exc:
+            log.error("run_recovery_failed", run_id=claim.run_id, error=str(exc))
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + max(1, self.settings.draining_seconds - 2)
+        log.info("dispatcher_draining", running=len(self.children), seconds=self.settings.draining_seconds)
+        for pid in self.children:
+            os.kill(pid, signal.SIGTERM)
+        while self.children and time.monotonic() < deadline:
+            self.selector.select(timeout=0.2)
+            self._drain_wakeups()
+            self._collect_children()
+        if self.children:
+            log.warning("drain_timeout", still_running=[c.claim.run_id for c in self.children.values()])
+
+
+def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
+    """Run one claimed attempt in this forked process; returns the exit code."""
+    from config.errors import Superseded
+    from handlers.recovery import run_log_path
+    from pipeline.bootstrap import bootstrap
+    from pipeline.runner import execute_run
+
+    os.setsid()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the dispatcher
+    signal.set_wakeup_fd(-1)
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for sock in (dispatcher.listener, dispatcher.wake_r, dispatcher.wake_w):
+        sock.close()
+    settings = dispatcher.settings
+    configure_logging(settings.log_level, json=True, copy_to=run_log_path(settings, claim.run_id))
+    # Fresh adapters: the parent's database connection must never be used from two processes.
+    services = bootstrap(settings, quiet=True).services
+    try:
+        state = services.store.get_run(claim.run_id)
+        if state is None:
+            log.error("run_missing", run_id=claim.run_id)
+            return 1
+        outcome = execute_run(services, state.request, attempt=claim.attempt,
+                              should_stop=lambda: stop["requested"])
+    except Superseded as exc:
+        log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))
+        return EXIT_SUPERSEDED
+    finally:
+        services.store.close()
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    run_log_path(settings, claim.run_id).unlink(missing_ok=True)
+    return 0
+
+
+def main() -> int:
+    """Entry point of ``python -m handlers.dispatcher``."""
+    configure_logging("INFO", json=True)  # before settings: even a configuration error is a JSON line
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, json=True)
+        settings.require_runnable()
+        Dispatcher(settings).serve()
+    except RunnerError as exc:
+        log.error("dispatcher_refused_to_start", code=exc.code, error=str(exc))
+        return 2
+    except Exception:
+        # The process boundary: stdout is Railway's log, and a bare traceback on stderr would be
+        # split into unsearchable error lines. Log it whole, then exit non-zero.
+        log.exception("dispatcher_crashed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Gunicorn settings for the web process: ``gunicorn -c handlers/gunicorn.conf.py "handlers.app:create_app()"``.
+
+Read from the environment here, at the edge, because gunicorn loads this file before any app
+exists: PORT, WEB_CONCURRENCY, LOG_LEVEL and RAILWAY_DEPLOYMENT_DRAINING_SECONDS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gunicorn import glogging
+
+# gunicorn execs this file before it puts the working directory on sys.path; the app root must
+# be importable for the logger class below whatever directory gunicorn was started from.
+APP_ROOT = str(Path(__file__).resolve().parent.parent)
+if APP_ROOT not in sys.path:
+    sys.path.insert(0, APP_ROOT)
+
+from config.log import configure_logging, get_logger  # noqa: E402  (needs the path above)
+
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+
+# Dual-stack listener: Railway's private network is IPv6-only, its public edge reaches us over IPv4.
+bind = [f"[::]:{os.environ.get('PORT', '8000').strip() or '8000'}"]
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = 8
+timeout = 30
+# Railway sends SIGTERM, then SIGKILL after the draining period: finish requests within it.
+graceful_timeout = int(os.environ.get("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "30") or "30")
+# Railway's edge proxies terminate TLS and connect from addresses we cannot list in advance;
+# trusting X-Forwarded-Proto/For from any peer is safe because only the edge can reach the port.
+forwarded_allow_ips = "*"
+# The worker heartbeat file on a tmpfs: a slow or full disk must not make the arbiter kill workers.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+# No runtime control socket: nothing here uses gunicornc, and parallel test servers would
+# otherwise fight over the same $HOME/.gunicorn/gunicorn.ctl.
+control_socket_disable = True
+loglevel = LOG_LEVEL.lower()
+
+
+class JsonLogger(glogging.Logger):
+    """Gunicorn's error and access logs as one JSON object per line on stdout, via config.log."""
+
+    def setup(self, cfg: Any) -> None:
+        """Route gunicorn.error and gunicorn.access through the root handler configured by config.log."""
+        self.cfg = cfg
+        self._access_log_enabled = True
+        self.loglevel = self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
+        configure_logging(LOG_LEVEL)
+        for log in (self.error_log, self.access_log):
+            log.handlers.clear()
+            log.propagate = True
+        self.error_log.setLevel(self.loglevel)
+        self.access_log.setLevel(logging.INFO)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        """One line per request: method, path (no query string), status, duration, client; no headers."""
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+        get_logger("gunicorn.access").info(
+            "request",
+            method=environ.get("REQUEST_METHOD"),
+            path=environ.get("PATH_INFO"),
+            status=int(status) if str(status).isdigit() else status,
+            duration_ms=round(request_time.total_seconds() * 1000, 1),
+            remote_addr=forwarded.split(",", 1)[0].strip() or environ.get("REMOTE_ADDR"),
+            bytes=getattr(resp, "sent", None),
+        )
+
+
+logger_class = JsonLogger
+
+
+def _host_hook(name: str, server: Any) -> None:
+    """Call ``handlers.launcher.<name>(server)`` when the launcher provides it."""
+    from handlers import launcher
+
+    hook = getattr(launcher, name, None)
+    if callable(hook):
+        hook(server)
+
+
+# ---- host services: the launcher's per-host start/stop (run dispatch, recovery) -------------
+def when_ready(server: Any) -> None:
+    """Gunicorn hook: the arbiter is listening; start the per-host services."""
+    _host_hook("start_host_services", server)
+
+
+def on_exit(server: Any) -> None:
+    """Gunicorn hook: the arbiter is exiting; stop the per-host services."""
+    _host_hook("stop_host_services", server)
+# ---- end host services ------------------------------------------------------------------------

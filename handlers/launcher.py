@@ -1,0 +1,94 @@
+"""How the web process hands an accepted run to the host's dispatcher, and keeps one running.
+
+``RunLauncher`` is the port the webhook route calls after recording a run. In production it is
+``DispatcherLauncher``: a datagram wakes ``python -m handlers.dispatcher`` (the fork server that
+runs one subprocess per run). gunicorn's master starts the dispatcher when it is ready and
+stops it on exit (``start_host_services`` / ``stop_host_services``, called from
+handlers/gunicorn.conf.py). If the dispatcher died, the next webhook starts a new one: its host
+lock makes a second one harmless. A lost wake-up costs only latency: the dispatcher also polls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Protocol
+
+from config.log import get_logger
+from config.modes import Mode
+from config.settings import APP_DIR, Settings
+from handlers import dispatch_socket
+
+log = get_logger(__name__)
+
+
+class RunLauncher(Protocol):
+    """Starts a recorded run. Calling notify twice for one run must never execute it twice."""
+
+    def notify(self, run_id: str) -> None:
+        """Tell the executor that ``run_id`` is recorded and waiting (QUEUED)."""
+
+
+class NullLauncher:
+    """A launcher that starts nothing: for in-process tests of the HTTP surface alone."""
+
+    def notify(self, run_id: str) -> None:
+        """Do nothing."""
+
+
+class DispatcherLauncher:
+    """Hands accepted runs to the host's dispatcher (claims make repeats harmless)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def notify(self, run_id: str) -> None:
+        """Wake the dispatcher for ``run_id``, starting one if none is alive."""
+        if dispatch_socket.notify(self.settings, run_id):
+            return
+        log.warning("dispatcher_unreachable", run_id=run_id, action="starting a dispatcher")
+        ensure_dispatcher(self.settings)
+
+
+def ensure_dispatcher(settings: Settings) -> bool:
+    """Start ``python -m handlers.dispatcher`` unless one holds this state folder; True if started."""
+    if dispatch_socket.dispatcher_alive(settings):
+        return False
+    process = subprocess.Popen([sys.executable, "-m", "handlers.dispatcher"], cwd=APP_DIR)
+    log.info("dispatcher_spawned", pid=process.pid)
+    return True
+
+
+def stop_dispatcher(settings: Settings, *, grace_seconds: float) -> bool:
+    """Ask the dispatcher to drain (SIGTERM) and wait up to ``grace_seconds``; True once it let go."""
+    pid = dispatch_socket.dispatcher_pid(settings)
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and dispatch_socket.dispatcher_alive(settings):
+        time.sleep(0.05)
+    stopped = not dispatch_socket.dispatcher_alive(settings)
+    log.info("dispatcher_stop_requested", pid=pid, stopped=stopped)
+    return stopped
+
+
+def start_host_services(server: Any) -> None:
+    """gunicorn ``when_ready``: start the host's dispatcher (which recovers orphaned runs first)."""
+    settings = Settings.from_env()
+    if settings.mode is Mode.INVALID:
+        log.error("dispatcher_not_started", reason="mode INVALID: nothing would be saved")
+        return
+    ensure_dispatcher(settings)
+
+
+def stop_host_services(server: Any) -> None:
+    """gunicorn ``on_exit``: drain the dispatcher within RAILWAY_DEPLOYMENT_DRAINING_SECONDS."""
+    settings = Settings.from_env()
+    stop_dispatcher(settings, grace_seconds=max(1.0, settings.draining_seconds))

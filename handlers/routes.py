@@ -1,0 +1,105 @@
+"""The HTTP routes of contract §5; each one verifies, parses, calls one service and maps the result."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized
+
+from config.errors import ConfigError
+from config.paths import check_run_id
+from config.settings import Settings
+from handlers.health import check_health, probe_for
+from handlers.launcher import RunLauncher
+from handlers.payload import parse_run_request
+from handlers.runs import run_status, submit_run
+from handlers.webhook_signature import verify
+from persistence import factory
+from persistence.ports import RunStore
+
+runs = Blueprint("runs", __name__)
+status = Blueprint("status", __name__)
+health = Blueprint("health", __name__)
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@dataclass(frozen=True)
+class WebServices:
+    """What the routes use, built once by create_app; ``store`` is None in INVALID mode."""
+
+    settings: Settings
+    store: RunStore | None
+    launcher: RunLauncher
+
+    def writable_store(self) -> RunStore:
+        """The store, or ConfigError (503) when the mode leaves nowhere to save."""
+        self.settings.require_runnable()
+        if self.store is None:
+            raise ConfigError("no run store is configured: set ENABLE_FILE_FALLBACK=true or DATABASE_URL")
+        return self.store
+
+
+def services() -> WebServices:
+    """The current app's services."""
+    return current_app.extensions["runner"]  # type: ignore[no-any-return]
+
+
+@runs.post("/run")
+def post_run() -> tuple[dict[str, str], int]:
+    """Accept a signed run request: 202 new, 200 repeat (contract §5)."""
+    web = services()
+    store = web.writable_store()
+    if not web.settings.webhook_secret:
+        raise ConfigError("POST /run is not configured: set WEBHOOK_SECRET to the sender's signing secret")
+    body = read_body()
+    verify(web.settings.webhook_secret, request.headers, body)
+    run = parse_run_request(web.settings, body)
+    created = submit_run(store, web.launcher, run)
+    return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
+
+
+def read_body() -> bytes:
+    """The raw request body; 413 past MAX_CONTENT_LENGTH, whether Content-Length is sent or not."""
+    body = request.get_data(cache=False)  # werkzeug refuses an oversized Content-Length itself
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    # A chunked body is silently cut at the limit by werkzeug's stream; one more byte from the
+    # server's own (terminated) stream tells a complete body from a longer one.
+    if len(body) >= limit and request.environ.get("wsgi.input_terminated") and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge(f"the body is over {limit // 1024} KiB")
+    return body
+
+
+def require_bearer(token: str | None) -> None:
+    """Check ``Authorization: Bearer`` against API_TOKEN: ConfigError (503) unset, 401 wrong or missing."""
+    if not token:
+        raise ConfigError("the status API is not configured: set API_TOKEN")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # Latin-1 round-trips any header byte; compare bytes so a non-ASCII header cannot raise.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1"),
+                                                             token.encode("utf-8")):
+        raise Unauthorized("a valid 'Authorization: Bearer <API_TOKEN>' header is required",
+                           www_authenticate=WWWAuthenticate("bearer"))
+
+
+@status.get("/api/pipeline/<run_id>/status")
+def get_status(run_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A run's status and stages (contract §5)."""
+    web = services()
+    require_bearer(web.settings.api_token)
+    check_run_id(run_id)
+    return run_status(web.writable_store(), run_id), 200, NO_STORE
+
+
+@health.get("/health")
+@health.get("/api/health")
+def get_health() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Whether this process can record runs now (contract §5)."""
+    web = services()
+    probe = probe_for(current_app._get_current_object(), web.store)  # type: ignore[attr-defined]
+    report = check_health(web.settings, probe, breaker_state=factory.breaker_state,
+                          spool_backlog=factory.spool_backlog)
+    return report.body, report.http_status, NO_STORE

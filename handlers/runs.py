@@ -1,0 +1,71 @@
+"""The web process's services: record an accepted run, and describe a run for the status API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from config.errors import NotFound, RunnerError
+from config.log import get_logger
+from handlers.launcher import RunLauncher
+from persistence.ports import RunStore
+from persistence.records import STAGE_NUMBERS, RunRequest, RunState, RunStatus, StageState
+
+log = get_logger(__name__)
+
+
+def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest) -> bool:
+    """Record ``request`` (QUEUED), then notify the launcher. True if new, False for a repeat.
+
+    The run is durable before anyone is told: a launcher that fails to start it leaves a QUEUED
+    run that recovery picks up, so the sender still gets its 202/200. Conflict propagates (409).
+    """
+    created = store.create_run(request)
+    log.info("run_accepted" if created else "run_repeated", run_id=request.run_id,
+             company_id=request.company_id)
+    try:
+        launcher.notify(request.run_id)
+    except (RunnerError, OSError) as exc:
+        log.error("run_launch_deferred", run_id=request.run_id, error=type(exc).__name__, reason=str(exc))
+    return created
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _stage_status(state: RunState, number: int, stage: StageState) -> str:
+    """'completed', 'failed', 'running' or 'pending', from the run's status and its current stage."""
+    if stage.status == "completed":
+        return "completed"
+    if state.status is RunStatus.FAILED and state.error is not None and state.error.stage == number:
+        return "failed"
+    if state.status is RunStatus.PROCESSING and state.current_stage == number:
+        return "running"
+    return "pending"
+
+
+def source_of(store: RunStore) -> str:
+    """Where the store's last read came from, as contract §5 names it: 'database' or 'files'."""
+    source = getattr(store, "last_source", None) or getattr(store, "name", "files")
+    return "database" if source in ("database", "postgres", "postgresql") else "files"
+
+
+def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The contract §5 status body of ``run_id``; NotFound when no store knows it."""
+    state = store.get_run(run_id)
+    if state is None:
+        raise NotFound(f"no run {run_id!r}: check the run id", code="RUN_NOT_FOUND")
+    stages = {}
+    for number in STAGE_NUMBERS:
+        stage = state.stages.get(number, StageState("pending"))
+        stages[str(number)] = {"status": _stage_status(state, number, stage),
+                               "completed_at": _iso(stage.completed_at)}
+    return {
+        "run_id": state.run_id,
+        "status": str(state.status),
+        "current_stage": state.current_stage,
+        "stages": stages,
+        "error": state.error.as_dict() if state.error else None,
+        "source": source_of(store),
+    }
