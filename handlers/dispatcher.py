@@ -244,9 +244,11 @@ class Dispatcher:
 
     def _drain(self) -> None:
         deadline = time.monotonic() + max(1, self.settings.draining_seconds - 2)
-        log.info("dispatcher_draining", running=len(self.children), seconds=self.settings.draining_seconds)
         for pid in self.children:
             os.kill(pid, signal.SIGTERM)
+        # Logged after the signals: every child has been asked to stop after its current stage.
+        log.info("dispatcher_draining", running=[c.claim.run_id for c in self.children.values()],
+                 seconds=self.settings.draining_seconds)
         while self.children and time.monotonic() < deadline:
             self.selector.select(timeout=0.2)
             self._drain_wakeups()

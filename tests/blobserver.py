@@ -1,6 +1,7 @@
 """A local stand-in for Vercel Blob: a threaded HTTP server on 127.0.0.1 with misbehaving routes.
 
     /files/<name>           a stored file (``add_file``) with its content type
+    /gated/<name>           the same file, held until the test calls ``gate.set()``
     /redirect?to=<url>      302 to ``to`` (an internal address, another host, ...)
     /chain/<n>              n redirects in a row, then /files/doc.txt
     /slow?delay=<s>         waits, then a small text body
@@ -40,6 +41,7 @@ class BlobServer:
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     hits: Counter[str] = field(default_factory=Counter)
+    gate: threading.Event = field(default_factory=threading.Event)
 
     @property
     def port(self) -> int:
@@ -108,6 +110,10 @@ def _handler(state: BlobServer) -> type[BaseHTTPRequestHandler]:
                 return
             data, content_type = state.files[rest]
             self._send(200, data, content_type)
+
+        def route_gated(self, rest: str, query: dict[str, str]) -> None:
+            state.gate.wait(timeout=120)  # bounded: a forgotten gate must not hang the suite
+            self.route_files(rest, query)
 
         def route_redirect(self, rest: str, query: dict[str, str]) -> None:
             self._send(int(query.get("status", "302")), headers={"Location": query["to"]})

@@ -75,10 +75,11 @@ class WebServer:
 
 
 def start_gunicorn(tmp: Path, env: Mapping[str, str], *, command: list[str] | None = None,
-                   cwd: Path = REPO, own_output_dir: bool = True) -> WebServer:
+                   cwd: Path = REPO, own_output_dir: bool = True, new_session: bool = False) -> WebServer:
     """Start gunicorn with ``env`` over a scrubbed environment and wait until /health answers.
 
     ``own_output_dir``: OUTPUT_DIR under ``tmp`` (default), else the app's own default.
+    ``new_session``: its own process group, so a test can SIGKILL the whole server at once.
     """
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
@@ -86,9 +87,11 @@ def start_gunicorn(tmp: Path, env: Mapping[str, str], *, command: list[str] | No
     if own_output_dir:
         full.setdefault("OUTPUT_DIR", str(tmp / "outputs"))
     log_path = tmp / f"gunicorn-{port}.log"
+    tmp.mkdir(parents=True, exist_ok=True)
     argv = command or [str(GUNICORN), "-c", "handlers/gunicorn.conf.py", "handlers.app:create_app()"]
     with open(log_path, "wb") as out:
-        process = subprocess.Popen(argv, cwd=cwd, env=full, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, cwd=cwd, env=full, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=new_session)
     server = WebServer(process, f"http://127.0.0.1:{port}", full, log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -1,0 +1,262 @@
+"""Accepted runs execute exactly once, through bursts, crashes and redeploys (real gunicorn).
+
+Each test starts its own gunicorn (whose master starts the host's dispatcher) and a local
+stand-in for Vercel Blob. Runs are held in flight deterministically with the blob server's
+gate (the document fetch waits until the test opens it), never with sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from tests.blobserver import BlobServer, start_blob_server
+from tests.conftest import REPO
+from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, WebServer, post_run, start_gunicorn
+
+SAMPLE = (REPO / "data" / "samples" / "outdoor-gear-circularity.txt").read_bytes()
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+FINISHED = {"COMPLETED", "FAILED", "CANCELLED"}
+
+
+@pytest.fixture
+def blob() -> Iterator[BlobServer]:
+    server = start_blob_server()
+    server.add_file("report.txt", SAMPLE, "text/plain")
+    yield server
+    server.gate.set()
+    server.close()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., WebServer]]:
+    """Start gunicorn servers on ``tmp_path``; every one is stopped (or killed) at the end."""
+    started: list[WebServer] = []
+
+    def start(env: dict[str, str], *, output_dir: Path | None = None, new_session: bool = False) -> WebServer:
+        full = {"WEBHOOK_SECRET": WEBHOOK_SECRET, "API_TOKEN": API_TOKEN, "PIPELINE_ENGINE": "offline",
+                "OUTPUT_DIR": str(output_dir or tmp_path / "outputs"), **env}
+        server = start_gunicorn(tmp_path / f"server{len(started)}", full, new_session=new_session)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()
+        _stop_dispatcher(Path(server.env["OUTPUT_DIR"]))
+
+
+def _stop_dispatcher(output_dir: Path) -> None:
+    """A SIGKILLed master leaves no dispatcher behind, but a failed test might: end it."""
+    pid_file = output_dir / ".state" / "dispatcher.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def env_for(blob: BlobServer, **extra: str) -> dict[str, str]:
+    return {"BLOB_ALLOWED_HOSTS": blob.host, "BLOB_ALLOW_HTTP": "true", "ENABLE_DATABASE_WRITES": "false", **extra}
+
+
+def body(run_id: str, blob: BlobServer, route: str = "files") -> dict[str, str]:
+    return {"run_id": run_id, "blob_url": blob.url(f"/{route}/report.txt"), "company_id": "decathlon",
+            "user_id": "user_1"}
+
+
+def fetches(blob: BlobServer, path: str) -> int:
+    """How many times the runner downloaded ``path`` from the blob server."""
+    return sum(1 for seen in blob.seen if seen.path.split("?")[0] == path)
+
+
+def status(server: WebServer, run_id: str) -> dict:
+    answer = requests.get(server.url(f"/api/pipeline/{run_id}/status"), headers=AUTH, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    """Poll until ``predicate`` holds; fail with ``what`` if it never does (a hang guard, not a timing check)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def run_doc(output_dir: Path, run_id: str) -> dict:
+    return json.loads((output_dir / run_id / "run.json").read_text())
+
+
+def logged(server: WebServer, message: str) -> list[dict]:
+    return [line for line in server.log_lines() if line.get("message") == message]
+
+
+# -- a run from webhook to report ---------------------------------------------------------------
+
+
+def test_a_signed_run_is_fetched_from_blob_storage_and_completes(servers, blob, tmp_path):
+    server = servers(env_for(blob))
+    assert post_run(server, body("one", blob)).status_code == 202
+    wait_for(lambda: status(server, "one")["status"] in FINISHED, "run one to finish")
+    answer = status(server, "one")
+    assert answer["status"] == "COMPLETED" and answer["error"] is None and answer["current_stage"] == 5
+    assert all(stage["status"] == "completed" and stage["completed_at"] for stage in answer["stages"].values())
+    report = (tmp_path / "outputs" / "one" / "report.md").read_text()
+    assert report.startswith("# Innovation Intelligence Report") and "Decathlon" in report
+    assert fetches(blob, "/files/report.txt") == 1
+
+
+def test_a_run_in_database_only_mode_leaves_its_rows(servers, blob, database_url):
+    server = servers(env_for(blob, ENABLE_DATABASE_WRITES="true", ENABLE_FILE_FALLBACK="false",
+                             DATABASE_URL=database_url))
+    assert post_run(server, body("db-run", blob)).status_code == 202
+    wait_for(lambda: status(server, "db-run")["status"] in FINISHED, "the database run to finish")
+    assert status(server, "db-run")["source"] == "database"
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute('SELECT status, attempt, "stage1Output" IS NOT NULL, "fullReportMarkdown" '
+                           'FROM "PipelineRun" WHERE id = %s', ("db-run",)).fetchone()
+        stages = conn.execute('SELECT count(*) FROM "StageOutput" WHERE "runId" = %s', ("db-run",)).fetchone()[0]
+        cards = conn.execute('SELECT count(*) FROM "OpportunityCard" WHERE "runId" = %s', ("db-run",)).fetchone()[0]
+    assert row[:3] == ("COMPLETED", 1, True) and row[3].startswith("# Innovation Intelligence Report")
+    assert (stages, cards) == (5, 5)
+
+
+def test_repeated_deliveries_never_run_twice(servers, blob, tmp_path):
+    server = servers(env_for(blob))
+    with ThreadPoolExecutor(10) as pool:
+        codes = sorted(pool.map(lambda _: post_run(server, body("dup", blob)).status_code, range(10)))
+    assert codes == [200] * 9 + [202]
+    wait_for(lambda: status(server, "dup")["status"] in FINISHED, "run dup to finish")
+    for _ in range(3):
+        assert post_run(server, body("dup", blob)).status_code == 200
+    doc = run_doc(tmp_path / "outputs", "dup")
+    assert [t["status"] for t in doc["transitions"]] == ["QUEUED", "PROCESSING", "COMPLETED"]
+    assert doc["attempt"] == 1 and fetches(blob, "/files/report.txt") == 1
+
+
+# -- bursts ---------------------------------------------------------------------------------------
+
+
+def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_a_burst_of_200_webhooks_all_complete_never_more_than_the_limit_at_once(servers, blob, tmp_path):
+    server = servers(env_for(blob, MAX_CONCURRENT_RUNS="2"))
+    ids = [f"burst-{n:03d}" for n in range(200)]
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda run_id: post_run(server, body(run_id, blob)).status_code, ids))
+    assert codes == [202] * 200
+    out = tmp_path / "outputs"
+    wait_for(lambda: all(run_doc(out, r)["status"] in FINISHED for r in ids), "all 200 runs to finish", 300)
+    docs = [run_doc(out, r) for r in ids]
+    assert {d["status"] for d in docs} == {"COMPLETED"}
+    assert {d["attempt"] for d in docs} == {1}  # each ran exactly once
+    intervals = []
+    for doc in docs:
+        at = {t["status"]: datetime.fromisoformat(t["at"]) for t in doc["transitions"]}
+        intervals.append((at["PROCESSING"], at["COMPLETED"]))
+    assert _max_overlap(intervals) <= 2
+    assert max(line["running"] for line in logged(server, "run_process_started")) <= 2
+
+
+# -- crashes and redeploys ------------------------------------------------------------------------
+
+
+def _processes_gone(pids: list[int]) -> bool:
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            continue
+        if state != "Z":  # a zombie has stopped running; its parent just has not reaped it
+            return False
+    return True
+
+
+def test_a_run_process_sigkilled_mid_fetch_is_resumed_and_completes(servers, blob, tmp_path):
+    server = servers(env_for(blob, MAX_RUN_ATTEMPTS="3"))
+    assert post_run(server, body("killed", blob, route="gated")).status_code == 202
+    wait_for(lambda: logged(server, "run_process_started"), "the run process to start")
+    pid = logged(server, "run_process_started")[0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: logged(server, "run_requeued"), "the dispatcher to requeue the run")
+    blob.gate.set()
+    wait_for(lambda: status(server, "killed")["status"] in FINISHED, "the resumed run to finish")
+    doc = run_doc(tmp_path / "outputs", "killed")
+    assert doc["status"] == "COMPLETED" and doc["attempt"] == 2
+    assert "SIGKILL" in doc["last_interruption"]
+
+
+def test_a_run_that_keeps_dying_fails_with_its_cause_after_max_attempts(servers, blob, tmp_path):
+    server = servers(env_for(blob, MAX_RUN_ATTEMPTS="2"))
+    assert post_run(server, body("doomed", blob, route="gated")).status_code == 202
+    for attempt in (1, 2):
+        wait_for(lambda: len(logged(server, "run_process_started")) >= attempt, f"attempt {attempt} to start")
+        os.kill(logged(server, "run_process_started")[attempt - 1]["pid"], signal.SIGKILL)
+    wait_for(lambda: status(server, "doomed")["status"] in FINISHED, "the run to be failed")
+    answer = status(server, "doomed")
+    assert answer["status"] == "FAILED" and answer["error"]["code"] == "PROCESS_DIED"
+    assert "SIGKILL" in answer["error"]["message"] and "MAX_RUN_ATTEMPTS=2" in answer["error"]["message"]
+
+
+def test_the_whole_server_sigkilled_with_runs_in_flight_completes_them_after_restart(servers, blob, tmp_path):
+    out = tmp_path / "outputs"
+    env = env_for(blob, MAX_CONCURRENT_RUNS="2")
+    first = servers(env, output_dir=out, new_session=True)
+    ids = [f"flight-{n}" for n in range(4)]
+    for run_id in ids:
+        assert post_run(first, body(run_id, blob, route="gated")).status_code == 202
+    wait_for(lambda: len(logged(first, "run_process_started")) == 2, "two runs in flight")
+    children = [line["pid"] for line in logged(first, "run_process_started")]
+    dispatcher = int((out / ".state" / "dispatcher.pid").read_text())
+    os.killpg(first.process.pid, signal.SIGKILL)  # master, workers and dispatcher at once
+    first.process.wait(timeout=10)
+    wait_for(lambda: _processes_gone([dispatcher, *children]), "the dispatcher and its runs to die")
+    assert sorted(run_doc(out, r)["status"] for r in ids) == ["PROCESSING", "PROCESSING", "QUEUED", "QUEUED"]
+
+    blob.gate.set()
+    second = servers(env, output_dir=out)
+    wait_for(lambda: all(status(second, r)["status"] in FINISHED for r in ids), "every run to finish after restart")
+    docs = {r: run_doc(out, r) for r in ids}
+    assert {d["status"] for d in docs.values()} == {"COMPLETED"}
+    assert sorted(d["attempt"] for d in docs.values()) == [1, 1, 2, 2]
+    assert logged(second, "runs_recovered")[0]["startup"] is True
+
+
+def test_a_redeploy_drains_the_run_and_the_next_process_resumes_it(servers, blob, tmp_path):
+    out = tmp_path / "outputs"
+    env = env_for(blob, RAILWAY_DEPLOYMENT_DRAINING_SECONDS="20")
+    first = servers(env, output_dir=out)
+    assert post_run(first, body("drained", blob, route="gated")).status_code == 202
+    wait_for(lambda: logged(first, "run_process_started"), "the run to start")
+    first.process.send_signal(signal.SIGTERM)  # what Railway sends on a redeploy
+    wait_for(lambda: logged(first, "dispatcher_draining"), "the dispatcher to ask its run to stop")
+    blob.gate.set()  # the fetch returns; the run sees the stop request before its next stage
+    assert first.process.wait(timeout=60) == 0
+    doc = run_doc(out, "drained")
+    assert doc["status"] == "QUEUED" and doc["last_interruption"] == "interrupted by shutdown"
+    assert logged(first, "run_interrupted")[0]["next_stage"] == 1
+
+    second = servers(env, output_dir=out)
+    wait_for(lambda: status(second, "drained")["status"] in FINISHED, "the drained run to finish")
+    doc = run_doc(out, "drained")
+    assert doc["status"] == "COMPLETED" and doc["attempt"] == 2
