@@ -13,12 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from config.errors import StageError
+from pipeline.vocabulary import INNOVATION_TYPES, MECHANISM_TYPES
 
-MECHANISM_TYPES = (
-    "UNBUNDLED", "COMBINED", "REMOVED_FRICTION", "CHANGED_MODEL", "REFRAMED",
-    "DEMOCRATIZED", "PREMIUMIZED", "DIGITIZED_ANALOG", "HUMANIZED_DIGITAL", "TIME_SHIFTED",
-)
-INNOVATION_TYPES = ("Better-For-You", "Premium", "Convenience", "Format", "Occasion")
 _MAX_LISTED = 10  # problems spelled out in one message; the rest are counted
 _DEFINED_IN = {"signal": 2, "insight": 3}  # the stage whose output defines each kind of id
 

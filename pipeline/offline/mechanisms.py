@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.offline.text import stem, tokens
-from pipeline.stage_schema import MECHANISM_TYPES
+from pipeline.vocabulary import MECHANISM_MEANINGS, MECHANISM_TYPES
 
 # Used when nothing in the text points anywhere: "the same thing, seen differently".
 FALLBACK = "REFRAMED"
@@ -16,18 +16,7 @@ LABELS = {
 }
 
 # What the mechanism does, phrased to follow "The innovation ..." in a description.
-GLOSS = {
-    "UNBUNDLED": "breaks an all-in-one offer into parts people can buy or use on their own",
-    "COMBINED": "joins two offers or needs that used to live apart into one",
-    "REMOVED_FRICTION": "takes steps, waiting or effort out of something people already do",
-    "CHANGED_MODEL": "changes how people pay for or get the product, not just what it is",
-    "REFRAMED": "changes what an existing product means to people and when they reach for it",
-    "DEMOCRATIZED": "opens something once costly or exclusive to many more people",
-    "PREMIUMIZED": "turns an everyday purchase into something worth trading up for",
-    "DIGITIZED_ANALOG": "gives a physical product or routine a digital layer",
-    "HUMANIZED_DIGITAL": "puts people, craft and personal contact back into a digital experience",
-    "TIME_SHIFTED": "moves the effort or the consumption to a more convenient moment",
-}
+GLOSS = MECHANISM_MEANINGS
 
 # Title templates for stage 1; {phrase} is the document's own phrase for the subject.
 TITLES = {

@@ -11,7 +11,7 @@ from pipeline.offline.brand_fit import best_match, short_customer, short_name
 from pipeline.offline.mechanisms import FALLBACK, MECHANISM_TYPES, mechanism_scores
 from pipeline.offline.ranking import similarity
 from pipeline.offline.text import content_keys, has_number_fact, shorten, stem
-from pipeline.stage_schema import INNOVATION_TYPES
+from pipeline.vocabulary import INNOVATION_TYPES
 
 if TYPE_CHECKING:
     from pipeline.brands import BrandProfile
