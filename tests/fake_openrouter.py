@@ -208,6 +208,16 @@ def delay(seconds: float) -> Behaviour:
     return lambda r: replace(valid()(r), delay_s=seconds)
 
 
+def held(gate: threading.Event) -> Behaviour:
+    """A valid answer, held until the test sets ``gate`` (a stage kept in flight without sleeping)."""
+
+    def behaviour(r: Received) -> Reply:
+        gate.wait(timeout=120)  # bounded: a forgotten gate must not hang the suite
+        return valid()(r)
+
+    return behaviour
+
+
 # ---- the server -------------------------------------------------------------------------------
 
 @dataclass

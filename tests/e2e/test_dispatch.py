@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ import requests
 from tests.blobserver import BlobServer, start_blob_server
 from tests.conftest import REPO
 from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, WebServer, post_run, start_gunicorn
+from tests.fake_openrouter import FakeOpenRouter, held, start_fake_openrouter, valid
 
 SAMPLE = (REPO / "data" / "samples" / "outdoor-gear-circularity.txt").read_bytes()
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -36,6 +38,13 @@ def blob() -> Iterator[BlobServer]:
     yield server
     server.gate.set()
     server.close()
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenRouter]:
+    fake = start_fake_openrouter()
+    yield fake
+    fake.close()
 
 
 @pytest.fixture
@@ -260,3 +269,53 @@ def test_a_redeploy_drains_the_run_and_the_next_process_resumes_it(servers, blob
     wait_for(lambda: status(second, "drained")["status"] in FINISHED, "the drained run to finish")
     doc = run_doc(out, "drained")
     assert doc["status"] == "COMPLETED" and doc["attempt"] == 2
+
+
+# -- mid-stage: the LLM engine, whose stage 3 the fake holds in flight ---------------------------
+
+
+def llm_env(blob: BlobServer, llm: FakeOpenRouter, **extra: str) -> dict[str, str]:
+    return env_for(blob, PIPELINE_ENGINE="openrouter", OPENROUTER_API_KEY=llm.api_key,
+                   OPENROUTER_BASE_URL=llm.base_url, **extra)
+
+
+def calls_per_stage(llm: FakeOpenRouter) -> list[int]:
+    return [sum(1 for r in llm.completions if r.stage == n) for n in range(1, 6)]
+
+
+def test_a_run_sigkilled_mid_stage_resumes_without_recomputing_finished_stages(servers, blob, llm, tmp_path):
+    gate = threading.Event()
+    llm.script(valid(), valid(), held(gate))  # stages 1 and 2 answer; stage 3 waits
+    server = servers(llm_env(blob, llm))
+    assert post_run(server, body("mid", blob)).status_code == 202
+    wait_for(lambda: calls_per_stage(llm)[2] == 1, "stage 3 to be in flight")
+    out = tmp_path / "outputs"
+    finished = {n: (out / "mid" / f"stage{n}").iterdir().__next__().stat().st_mtime_ns for n in (1, 2)}
+    os.kill(logged(server, "run_process_started")[0]["pid"], signal.SIGKILL)
+    wait_for(lambda: status(server, "mid")["status"] in FINISHED, "the resumed run to finish")
+    gate.set()
+    doc = run_doc(out, "mid")
+    assert doc["status"] == "COMPLETED" and doc["attempt"] == 2
+    assert calls_per_stage(llm) == [1, 1, 2, 1, 1]  # only the interrupted stage ran twice
+    assert {n: (out / "mid" / f"stage{n}").iterdir().__next__().stat().st_mtime_ns for n in (1, 2)} == finished
+
+
+def test_a_redeploy_lets_the_current_stage_finish_then_the_next_process_resumes(servers, blob, llm, tmp_path):
+    gate = threading.Event()
+    llm.script(valid(), valid(), held(gate))
+    out = tmp_path / "outputs"
+    env = llm_env(blob, llm, RAILWAY_DEPLOYMENT_DRAINING_SECONDS="30")
+    first = servers(env, output_dir=out)
+    assert post_run(first, body("checkpoint", blob)).status_code == 202
+    wait_for(lambda: calls_per_stage(llm)[2] == 1, "stage 3 to be in flight")
+    first.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: logged(first, "dispatcher_draining"), "the dispatcher to ask its run to stop")
+    gate.set()  # stage 3 finishes within the draining time; the run stops before stage 4
+    assert first.process.wait(timeout=60) == 0
+    doc = run_doc(out, "checkpoint")
+    assert doc["status"] == "QUEUED" and sorted(doc["stages"]) == ["1", "2", "3"]
+
+    second = servers(env, output_dir=out)
+    wait_for(lambda: status(second, "checkpoint")["status"] in FINISHED, "the resumed run to finish")
+    assert run_doc(out, "checkpoint")["status"] == "COMPLETED"
+    assert calls_per_stage(llm) == [1, 1, 1, 1, 1]  # every stage ran exactly once across both processes
