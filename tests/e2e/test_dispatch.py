@@ -319,3 +319,30 @@ def test_a_redeploy_lets_the_current_stage_finish_then_the_next_process_resumes(
     wait_for(lambda: status(second, "checkpoint")["status"] in FINISHED, "the resumed run to finish")
     assert run_doc(out, "checkpoint")["status"] == "COMPLETED"
     assert calls_per_stage(llm) == [1, 1, 1, 1, 1]  # every stage ran exactly once across both processes
+
+
+# -- replicas -------------------------------------------------------------------------------------
+
+
+def test_two_replicas_sharing_one_database_run_every_run_exactly_once(servers, blob, database_url, tmp_path):
+    env = env_for(blob, ENABLE_DATABASE_WRITES="true", ENABLE_FILE_FALLBACK="false", DATABASE_URL=database_url,
+                  MAX_CONCURRENT_RUNS="2")
+    replicas = [servers(env, output_dir=tmp_path / f"replica{n}") for n in (0, 1)]
+    ids = [f"shared-{n:02d}" for n in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda pair: post_run(replicas[pair[0] % 2], body(pair[1], blob)).status_code,
+                              enumerate(ids)))
+    assert codes == [202] * 40
+
+    def finished() -> bool:
+        with psycopg.connect(database_url) as conn:
+            done = conn.execute("SELECT count(*) FROM \"PipelineRun\" WHERE status = 'COMPLETED'").fetchone()[0]
+        return done == len(ids)
+
+    wait_for(finished, "every run on either replica to complete", 300)
+    with psycopg.connect(database_url) as conn:
+        attempts = conn.execute('SELECT DISTINCT attempt FROM "PipelineRun"').fetchall()
+        stage_rows = conn.execute('SELECT count(*) FROM "StageOutput"').fetchone()[0]
+    assert attempts == [(1,)] and stage_rows == 5 * len(ids)
+    started = [line["run_id"] for r in replicas for line in logged(r, "run_process_started")]
+    assert sorted(started) == ids  # each run's process started once, on one replica or the other

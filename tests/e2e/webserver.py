@@ -93,17 +93,17 @@ def start_gunicorn(tmp: Path, env: Mapping[str, str], *, command: list[str] | No
         process = subprocess.Popen(argv, cwd=cwd, env=full, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=new_session)
     server = WebServer(process, f"http://127.0.0.1:{port}", full, log_path)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
         try:
-            requests.get(server.url("/health"), timeout=1)
+            requests.get(server.url("/health"), timeout=5)
             return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a busy machine
             time.sleep(0.1)
     server.stop()
-    raise AssertionError(f"gunicorn did not answer /health within 30 s:\n{log_path.read_text()[-4000:]}")
+    raise AssertionError(f"gunicorn did not answer /health within 60 s:\n{log_path.read_text()[-4000:]}")
 
 
 ServerFactory = Callable[[Mapping[str, str]], WebServer]
