@@ -39,6 +39,8 @@ from persistence.queue import Claim
 
 log = get_logger(__name__)
 
+REPLAY_EVERY_S = 30.0
+REPLAY_MAX_RECORDS = 2_000  # per tick: the loop must get back to heartbeats and claims
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped between stages for a shutdown; resume later
 EXIT_SUPERSEDED = 3  # a newer attempt owns the run: this process had nothing to do
 POLL_SECONDS = 1.0
@@ -77,7 +79,7 @@ class Dispatcher:
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
         self.listener: socket.socket | None = None
-        self.last_heartbeat = self.last_reap = 0.0
+        self.last_heartbeat = self.last_reap = self.last_replay = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -131,6 +133,9 @@ class Dispatcher:
         if now - self.last_reap >= max(2.0, self.settings.run_lease_seconds / 2):
             self._recover(startup=False)
             self.last_reap = now
+        if now - self.last_replay >= REPLAY_EVERY_S:
+            self._replay_spool()
+            self.last_replay = now
         self._fill_slots(wanted)
 
     def _read_notifications(self) -> list[str]:
@@ -197,6 +202,19 @@ class Dispatcher:
         if report.requeued or report.failed:
             log.warning("runs_recovered", startup=startup, **report.as_dict())
         return report
+
+    def _replay_spool(self) -> None:
+        """Drain this host's spool into the database (a cron service cannot see this host's volume)."""
+        replay = getattr(self.store, "replay", None)
+        if replay is None:  # FILE_ONLY: there is no database to replay into
+            return
+        try:
+            report = replay(100, max_records=REPLAY_MAX_RECORDS)
+        except StoreError as exc:
+            log.error("spool_replay_failed", error=str(exc), code=exc.code)
+            return
+        if report.applied or report.dead:
+            log.info("spool_replayed_by_dispatcher", **report.as_dict())
 
     # -- children ----------------------------------------------------------------------------
 

@@ -118,9 +118,9 @@ class ResilientStore:
         finally:
             self._draining = False
 
-    def replay(self, batch_size: int = 100) -> ReplayReport:
-        """Replay the whole spool into the database (cron); stops early if the database fails."""
-        return self.spool.replay(self._guarded, batch_size)
+    def replay(self, batch_size: int = 100, max_records: int | None = None) -> ReplayReport:
+        """Replay the spool (at most ``max_records``) into the database; stops early if it fails."""
+        return self.spool.replay(self._guarded, batch_size, max_records=max_records)
 
     def _queued_request(self, run_id: str) -> RunRequest | None:
         for record in self.spool.pending(run_id):
