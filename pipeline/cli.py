@@ -72,7 +72,8 @@ class StderrProgress:
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser, with help that teaches."""
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m pipeline", description=DESCRIPTION, epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
