@@ -2,7 +2,8 @@
 
 ``python -m handlers.dispatcher`` (started by the web process, see handlers/launcher.py):
 
-* one per state folder, held by an exclusive ``flock`` (a second one waits as a standby);
+* one per state folder, held by an exclusive ``flock`` taken before the heavy imports (one
+  standby may wait while an old dispatcher drains; any other exits at once);
 * the pipeline stack is imported once here, so a run's process is a ``fork()`` that starts
   its first stage within milliseconds instead of paying ~300 ms of imports;
 * each child runs in its own session, dies with the dispatcher (PR_SET_PDEATHSIG), and runs
@@ -27,6 +28,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from typing import IO
 
 from config.errors import RunnerError, StoreError
 from config.log import configure_logging, get_logger
@@ -84,20 +86,17 @@ class Dispatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Hold the host lock and dispatch until SIGTERM, then drain."""
-        atomic.ensure_dir(self.settings.state_dir)
-        with open(dispatch_socket.lock_path(self.settings), "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # a standby blocks here until the live one exits
-            atomic.write_bytes(dispatch_socket.pid_path(self.settings), str(os.getpid()).encode())
-            self.listener = dispatch_socket.open_listener(self.settings)
-            self._install_signals()
-            log.info("dispatcher_started", owner=self.owner, max_concurrent_runs=self.settings.max_concurrent_runs,
-                     lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode))
-            self._recover(startup=True)
-            while not self.stopping:
-                self._tick()
-            self._drain()
-            dispatch_socket.pid_path(self.settings).unlink(missing_ok=True)
+        """Dispatch until SIGTERM, then drain. The caller holds the host lock (see main)."""
+        atomic.write_bytes(dispatch_socket.pid_path(self.settings), str(os.getpid()).encode())
+        self.listener = dispatch_socket.open_listener(self.settings)
+        self._install_signals()
+        log.info("dispatcher_started", owner=self.owner, max_concurrent_runs=self.settings.max_concurrent_runs,
+                 lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode))
+        self._recover(startup=True)
+        while not self.stopping:
+            self._tick()
+        self._drain()
+        dispatch_socket.pid_path(self.settings).unlink(missing_ok=True)
         self.store.close()
         log.info("dispatcher_stopped", owner=self.owner)
 
@@ -171,7 +170,7 @@ class Dispatcher:
                         claims.append(claim)
             if len(claims) < free:
                 claims += self.store.claim_next(self.owner, lease, free - len(claims))
-        except StoreError as exc:
+        except RunnerError as exc:  # the loop must outlive any one bad claim
             log.error("dispatcher_claim_failed", error=str(exc), code=exc.code)
         for claim in claims:
             self._start(claim)
@@ -196,7 +195,7 @@ class Dispatcher:
 
         try:
             report = reap(self.store, self.settings, dead_owner=dead_owner if startup else lambda owner: False)
-        except StoreError as exc:
+        except RunnerError as exc:
             log.error("recovery_failed", error=str(exc))
             return None
         if report.requeued or report.failed:
@@ -313,6 +312,37 @@ def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
     return 0
 
 
+def _take_host_lock(settings: Settings) -> IO[bytes] | None:
+    """The host lock, taken before anything heavy so launchers see a live dispatcher at once.
+
+    If another dispatcher holds it (an old one still draining after a restart), wait as the one
+    standby for at most the draining time; a second would-be standby exits at once.
+    """
+    atomic.ensure_dir(settings.state_dir)
+    lock = open(dispatch_socket.lock_path(settings), "a+b")
+    if _try_lock(lock):
+        return lock
+    with open(dispatch_socket.lock_path(settings).with_suffix(".standby"), "a+b") as standby:
+        if not _try_lock(standby):
+            lock.close()
+            return None
+        deadline = time.monotonic() + settings.draining_seconds + 5
+        while time.monotonic() < deadline:
+            if _try_lock(lock):
+                return lock
+            time.sleep(0.1)
+    lock.close()
+    return None
+
+
+def _try_lock(handle: IO[bytes]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def main() -> int:
     """Entry point of ``python -m handlers.dispatcher``."""
     configure_logging("INFO", json=True)  # before settings: even a configuration error is a JSON line
@@ -320,7 +350,12 @@ def main() -> int:
         settings = Settings.from_env()
         configure_logging(settings.log_level, json=True)
         settings.require_runnable()
-        Dispatcher(settings).serve()
+        lock = _take_host_lock(settings)
+        if lock is None:
+            log.info("dispatcher_not_needed", reason="another dispatcher serves this state folder")
+            return 0
+        with lock:
+            Dispatcher(settings).serve()
     except RunnerError as exc:
         log.error("dispatcher_refused_to_start", code=exc.code, error=str(exc))
         return 2

@@ -10,6 +10,7 @@ lock makes a second one harmless. A lost wake-up costs only latency: the dispatc
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from config.log import get_logger
 from config.modes import Mode
 from config.settings import APP_DIR, Settings
 from handlers import dispatch_socket
+from persistence import atomic
 
 log = get_logger(__name__)
 
@@ -53,12 +55,28 @@ class DispatcherLauncher:
         ensure_dispatcher(self.settings)
 
 
-def ensure_dispatcher(settings: Settings) -> bool:
-    """Start ``python -m handlers.dispatcher`` unless one holds this state folder; True if started."""
+SPAWN_BACKOFF_S = 5.0  # a dispatcher takes a moment to start: one spawn per host in that time
+
+
+def ensure_dispatcher(settings: Settings, *, throttle: bool = True) -> bool:
+    """Start ``python -m handlers.dispatcher`` unless one holds this state folder; True if started.
+
+    With ``throttle`` (webhook workers), spawns are limited host-wide to one per
+    SPAWN_BACKOFF_S, so a burst of webhooks during a dispatcher's start-up starts one process,
+    not one per webhook. gunicorn's start-up hook spawns without it.
+    """
     if dispatch_socket.dispatcher_alive(settings):
         return False
-    process = subprocess.Popen([sys.executable, "-m", "handlers.dispatcher"], cwd=APP_DIR)
-    log.info("dispatcher_spawned", pid=process.pid)
+    atomic.ensure_dir(settings.state_dir)
+    with open(settings.state_dir / "dispatcher.spawned", "a+b") as marker:
+        fcntl.flock(marker, fcntl.LOCK_EX)
+        last = os.fstat(marker.fileno())
+        if throttle and last.st_size and time.time() - last.st_mtime < SPAWN_BACKOFF_S:
+            return False
+        marker.write(b".")  # the write moves the file's mtime: the time of this spawn
+        marker.flush()
+        process = subprocess.Popen([sys.executable, "-m", "handlers.dispatcher"], cwd=APP_DIR)
+    log.info("dispatcher_spawned", pid=process.pid, throttled=throttle)
     return True
 
 
@@ -85,7 +103,7 @@ def start_host_services(server: Any) -> None:
     if settings.mode is Mode.INVALID:
         log.error("dispatcher_not_started", reason="mode INVALID: nothing would be saved")
         return
-    ensure_dispatcher(settings)
+    ensure_dispatcher(settings, throttle=False)
 
 
 def stop_host_services(server: Any) -> None:

@@ -12,6 +12,7 @@ overwrite a newer one.
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import Conflict, Superseded
-from config.paths import check_run_id, inside
+from config.paths import RUN_ID_PATTERN, check_run_id, inside
 from persistence import atomic
 from persistence.queue import Claim, Lease
 from persistence.records import (
@@ -188,7 +189,11 @@ class FileStore:
     # -- the queue (persistence.queue.RunQueue) ---------------------------------------------
 
     def _mark(self, index: str, run_id: str) -> None:
-        atomic.write_bytes(self.root / index / run_id, b"")
+        # An empty marker needs no temp file: creating the name and syncing the folder is durable.
+        folder = self.root / index
+        atomic.ensure_dir(folder)
+        os.close(os.open(folder / run_id, os.O_CREAT | os.O_WRONLY, 0o644))
+        atomic.fsync_dir(folder)
 
     def _unmark(self, index: str, run_id: str) -> None:
         (self.root / index / run_id).unlink(missing_ok=True)
@@ -197,8 +202,16 @@ class FileStore:
         folder = self.root / index
         if not folder.is_dir():
             return []
-        # Oldest first: markers are created when a run is queued.
-        return [p.name for p in sorted(folder.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))]
+        # Oldest first: markers are created when a run is queued. Only run ids count: a crash
+        # can leave other names behind, and they must never reach run_dir().
+        markers = []
+        for path in folder.iterdir():
+            if RUN_ID_PATTERN.fullmatch(path.name):
+                try:
+                    markers.append((path.stat().st_mtime_ns, path.name))
+                except FileNotFoundError:
+                    continue  # claimed by another process while we listed
+        return [name for _, name in sorted(markers)]
 
     def claim(self, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
         """Take a QUEUED run, or a PROCESSING one whose lease lapsed, under a new attempt."""

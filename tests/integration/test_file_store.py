@@ -113,3 +113,12 @@ def test_concurrent_creators_in_separate_processes_create_the_run_once(output_di
     assert outcomes == [False] * 5 + [True]
     doc = json.loads((output_dir / "r-1" / "run.json").read_text())
     assert len(doc["transitions"]) == 1
+
+
+def test_stray_names_in_the_queue_folder_are_ignored_not_fatal(output_dir):
+    store = FileStore(output_dir)
+    store.create_run(REQUEST)
+    (output_dir / ".queue" / ".r-1.abc123.tmp").write_bytes(b"")  # what a crash mid-write leaves
+    (output_dir / ".queue" / "not a run id").write_bytes(b"")
+    claims = store.claim_next("host/1", 60, 5)
+    assert [c.run_id for c in claims] == ["r-1"]
