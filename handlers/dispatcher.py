@@ -69,10 +69,15 @@ class Dispatcher:
     """Claims runs and forks one child per run; see the module docstring."""
 
     def __init__(self, settings: Settings) -> None:
-        from pipeline.bootstrap import bootstrap  # imported here: the fork server's preload
+        # The fork server's preload: everything a run needs is imported and parsed once here,
+        # so a forked run starts its first stage without paying for it.
+        import pipeline.fetch  # noqa: F401  (a run fetches its document first)
+        from pipeline.bootstrap import bootstrap
+        from pipeline.brands import load_all_brands
 
         self.settings = settings
         self.app = bootstrap(settings)
+        load_all_brands(settings.brands_dir)
         self.store = self.app.services.store
         self.identity = state_identity(settings)
         self.owner = f"{self.identity}/{os.getpid()}-{int(time.time() * 1000)}"

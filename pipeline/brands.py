@@ -6,6 +6,8 @@ A profile is checked completely before use, and every problem in a file is repor
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,6 +65,13 @@ def load_brand(brands_dir: Path, brand_id: str) -> BrandProfile:
             f"unknown brand {brand_id!r}: valid brand ids are {_describe_ids(brands_dir)}",
             code="UNKNOWN_BRAND",
         )
+    return _load_cached(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: Path, mtime_ns: int) -> BrandProfile:
+    """Parse a profile once per version of its file: a run process forked from the dispatcher
+    inherits profiles already parsed, and an edited file (new mtime) is read again."""
     return validate_profile(path, _read_yaml(path))
 
 
@@ -72,7 +81,7 @@ def load_all_brands(brands_dir: Path) -> list[BrandProfile]:
     for brand_id in list_brand_ids(brands_dir):
         path = brands_dir / f"{brand_id}.yaml"
         try:
-            profiles.append(validate_profile(path, _read_yaml(path)))
+            profiles.append(_load_cached(path, path.stat().st_mtime_ns))
         except InvalidInput as exc:
             failures.append(exc)  # keep going: the operator wants every broken file named
     if failures:

@@ -195,3 +195,16 @@ def test_text_values_are_stripped(tmp_path):
     assert isinstance(profile, BrandProfile)
     assert profile.brand_name == "Acme Foods"
     assert profile.brand_values[0] == "quality"
+
+
+def test_an_edited_profile_is_read_again_not_served_from_the_cache(tmp_path):
+    import os
+    import shutil
+
+    shutil.copy(SHIPPED_DIR / "decathlon.yaml", tmp_path / "decathlon.yaml")
+    assert load_brand(tmp_path, "decathlon").brand_name == "Decathlon"
+    path = tmp_path / "decathlon.yaml"
+    path.write_text(path.read_text().replace("brand_name: Decathlon", "brand_name: Decathlon Edited"))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later version of the file
+    assert load_brand(tmp_path, "decathlon").brand_name == "Decathlon Edited"
