@@ -35,12 +35,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _stage_status(state: RunState, number: int, stage: StageState) -> str:
-    """'completed', 'failed', 'running' or 'pending', from the run's status and its current stage."""
+    """'completed', 'failed', 'running' or 'pending', from the run's status and its finished stages."""
     if stage.status == "completed":
         return "completed"
     if state.status is RunStatus.FAILED and state.error is not None and state.error.stage == number:
         return "failed"
-    if state.status is RunStatus.PROCESSING and state.current_stage == number:
+    # current_stage is the last stage *finished*: the one running is the next one.
+    if state.status is RunStatus.PROCESSING and number == len(state.completed_stages) + 1:
         return "running"
     return "pending"
 
