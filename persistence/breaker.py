@@ -1,41 +1,59 @@
 """A host-wide circuit breaker for the database: closed → open → half_open → closed.
 
 Every process on the host (web workers, run subprocesses, cron) shares one small JSON file under
-``settings.state_dir``, updated under an exclusive ``flock`` and replaced atomically, so a fresh
-run subprocess skips a dead database at once instead of paying a connect timeout first.
+``settings.state_dir``, so a fresh run subprocess skips a dead database at once instead of paying
+a connect timeout first.
 
     closed     calls go through; it opens on N consecutive connection failures, on a failure
                rate or a slow-call rate over a sliding window (once it holds min_calls calls),
-               and at once on a SchemaMismatch (or ``trip()``)
+               and at once on a SchemaMismatch, a connect timeout or a cut per-call deadline
+               (a blackholed network: waiting for more of them only makes the run pay again)
     open       callers are told to skip the database, with no wait, until the break ends;
                breaks grow exponentially with each re-open, with jitter, up to a cap
     half_open  exactly one probe call at a time on the whole host; its success closes the
                breaker, its failure (or slowness) opens it again for a longer break
+
+What is shared and what is not. The file holds only the STATE (state, reason, break, trips,
+probe); it is rewritten, under an exclusive ``flock`` on ``breaker.lock``, only when the state
+changes. The sliding-window statistics (consecutive failures, failure and slow-call windows)
+live in memory per process: each process trips on its own window, then shares the OPEN state
+with every other one. A successful call in the closed state therefore costs one ``stat`` of the
+file (the parsed state is cached by inode, mtime and size) and takes no lock and writes nothing.
+The file is replaced atomically (temp file + rename) but not fsynced: it is an optimisation,
+and a state lost to a power cut only costs one more probe. The single-probe rule is unchanged:
+the probe is taken and given back under the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import random
+import tempfile
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from config.errors import RunnerError, SchemaMismatch, StoreUnavailable
 from config.log import get_logger
 from persistence import atomic
+from persistence.retry import timeout_kind
 
 log = get_logger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 STATE_FILE = "breaker.json"
 LOCK_FILE = "breaker.lock"
+# Timeouts that say "the network or server does not answer at all": one opens the breaker.
+OPENING_TIMEOUTS = frozenset({"connect_timeout", "deadline"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,7 @@ class BreakerPolicy:
     max_break_seconds: float = 300.0
     break_jitter: float = 0.2  # each break is scaled by a random factor in [1-j, 1+j]
     probe_lease_seconds: float = 30.0  # a probe silent this long (its process died) is retaken
+    open_on_timeout: bool = True  # a connect timeout or a cut deadline opens at once
 
 
 class CircuitOpen(StoreUnavailable):
@@ -72,8 +91,26 @@ class Permit:
 
 
 def _fresh(now: float) -> dict[str, Any]:
-    return {"state": CLOSED, "reason": "initial", "since": now, "open_until": None,
-            "trips": 0, "consecutive": 0, "calls": [], "probe": None}
+    return {"state": CLOSED, "reason": "initial", "since": now, "open_until": None, "trips": 0, "probe": None}
+
+
+def _copy(doc: dict[str, Any]) -> dict[str, Any]:
+    probe = doc.get("probe")
+    return {**doc, "probe": dict(probe) if probe else None}
+
+
+class _Window:
+    """This process's sliding window of calls since the shared state last changed."""
+
+    def __init__(self, size: int) -> None:
+        self.epoch: Any = None  # the shared state the window counts under
+        self.consecutive = 0
+        self.calls: deque[tuple[float, int, int]] = deque(maxlen=size)
+
+    def clear(self, epoch: Any) -> None:
+        self.epoch = epoch
+        self.consecutive = 0
+        self.calls.clear()
 
 
 class CircuitBreaker:
@@ -93,46 +130,114 @@ class CircuitBreaker:
         # Wall-clock time, not monotonic: the deadlines are compared across processes.
         self.clock = clock
         self.rand = rand
+        self._mutex = threading.RLock()  # gthread workers share one breaker
+        self._window = _Window(policy.window_size)
+        # The parsed file, keyed by (inode, mtime, size). The file object stays open so that
+        # its inode cannot be freed and reused by a later version: an equal key is the same file.
+        self._cached: tuple[tuple[int, int, int], dict[str, Any], IO[bytes] | None] | None = None
+        self._dir_ready = False
+        self._missing: dict[str, Any] | None = None
 
     # -- reading -------------------------------------------------------------------------
 
-    def _load(self) -> tuple[dict[str, Any], bool]:
-        """The state document and whether it had to be rebuilt from a corrupt file."""
+    def _read(self) -> dict[str, Any]:
+        """The shared state (do not mutate): one stat, and a parse only when the file changed."""
+        with self._mutex:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                self._remember(None, None, None)
+                return self._initial()
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if self._cached is not None and self._cached[0] == key:
+                return self._cached[1]
+            try:
+                handle = open(self.path, "rb")
+            except FileNotFoundError:
+                self._remember(None, None, None)
+                return self._initial()
+            st = os.fstat(handle.fileno())
+            doc = self._parse(handle.read())
+            if doc is None:
+                handle.close()
+                self._remember(None, None, None)  # _update rewrites a corrupt file
+                return self._initial()
+            self._remember((st.st_ino, st.st_mtime_ns, st.st_size), doc, handle)
+            return doc
+
+    def _initial(self) -> dict[str, Any]:
+        # One document while no (valid) file exists, so its ``since`` (the window's epoch) stays put.
+        if self._missing is None:
+            self._missing = _fresh(self.clock())
+        return self._missing
+
+    def _parse(self, data: bytes) -> dict[str, Any] | None:
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return _fresh(self.clock()), False
+            doc = json.loads(data.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             log.error("breaker_state_corrupt", path=str(self.path), error=str(exc), action="reset to closed")
-            return _fresh(self.clock()), True
+            return None
         if not isinstance(doc, dict) or doc.get("state") not in (CLOSED, OPEN, HALF_OPEN):
             log.error("breaker_state_corrupt", path=str(self.path), error="unknown shape", action="reset to closed")
-            return _fresh(self.clock()), True
-        return doc, False
+            return None
+        doc.setdefault("probe", None)
+        doc.setdefault("trips", 0)
+        return doc
+
+    def _remember(self, key: tuple[int, int, int] | None, doc: dict[str, Any] | None,
+                  handle: IO[bytes] | None) -> None:
+        old = self._cached
+        self._cached = None if key is None or doc is None else (key, doc, handle)
+        if old is not None and old[2] is not None and old[2] is not handle:
+            old[2].close()
 
     def state(self) -> str:
         """'closed', 'open' or 'half_open', as every process on the host sees it."""
-        return self._load()[0]["state"]
+        return self._read()["state"]
 
     def snapshot(self) -> dict[str, Any]:
         """State, reason, end of the break and trip count (for /health and logs)."""
-        doc = self._load()[0]
+        doc = self._read()
         return {k: doc.get(k) for k in ("state", "reason", "since", "open_until", "trips")}
+
+    def would_allow(self) -> bool:
+        """True if a call now would get a permit (closed, or a probe is up for grabs); no lock."""
+        doc = self._read()
+        return doc["state"] == CLOSED or not self._skip(doc, self.clock())
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        """Replace the state file atomically (no fsync: see the module docstring)."""
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{STATE_FILE}.", suffix=".tmp")
+        handle = os.fdopen(fd, "w+b")
+        try:
+            handle.write(atomic.dumps(doc))
+            handle.flush()
+            os.replace(tmp, self.path)
+        except BaseException:
+            handle.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        st = os.fstat(handle.fileno())
+        self._remember((st.st_ino, st.st_mtime_ns, st.st_size), doc, handle)
 
     @contextmanager
     def _update(self) -> Iterator[dict[str, Any]]:
-        """Read, change and atomically rewrite the state under the host-wide lock."""
-        atomic.ensure_dir(self.dir)
-        with open(self.dir / LOCK_FILE, "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                doc, repaired = self._load()
-                before = None if repaired else json.dumps(doc, sort_keys=True)
-                yield doc
-                if json.dumps(doc, sort_keys=True) != before:
-                    atomic.write_json(self.path, doc)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        """Read, change and atomically rewrite the state under the host-wide lock (if it changed)."""
+        with self._mutex:
+            if not self._dir_ready:
+                atomic.ensure_dir(self.dir)
+                self._dir_ready = True
+            with open(self.dir / LOCK_FILE, "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    current = self._read()
+                    doc = _copy(current)
+                    yield doc
+                    if doc != current or self._cached is None:
+                        self._write(doc)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -158,7 +263,7 @@ class CircuitBreaker:
     def acquire(self) -> Permit | None:
         """A permit to call the database, or None: skip it now (open, or another probe runs)."""
         now = self.clock()
-        doc = self._load()[0]
+        doc = self._read()
         if doc["state"] == CLOSED:
             return Permit(False, "", now)
         if self._skip(doc, now):
@@ -176,48 +281,80 @@ class CircuitBreaker:
                      trips=doc["trips"], pid=os.getpid())
             return Permit(True, token, now)
 
+    def _opening_reason(self, error: BaseException | None) -> str | None:
+        """Why this one call opens the breaker without a threshold, if it does."""
+        if isinstance(error, SchemaMismatch):
+            # The schema will not fix itself between calls.
+            return f"schema_mismatch: {error}"
+        kind = timeout_kind(error) if isinstance(error, StoreUnavailable) else None
+        if self.policy.open_on_timeout and kind in OPENING_TIMEOUTS:
+            # Nothing answers: every further call would wait out the same timeout.
+            return f"{kind}: {error}"
+        return None
+
     def record(self, permit: Permit, error: BaseException | None, seconds: float) -> str:
         """Account one finished call (error None on success); return the state after it."""
-        schema = isinstance(error, SchemaMismatch)
         failed = isinstance(error, StoreUnavailable) and not isinstance(error, CircuitOpen)
         slow = seconds >= self.policy.slow_call_seconds
-        with self._update() as doc:
-            now = self.clock()
-            probe = doc.get("probe")
-            if permit.probe and probe and probe["token"] == permit.token:
-                if schema:
-                    self._open(doc, now, f"schema_mismatch: {error}")
-                elif failed:
-                    self._open(doc, now, f"probe_failed: {getattr(error, 'code', '')}: {error}")
-                elif slow:
-                    self._open(doc, now, f"probe_slow: {seconds:.3f}s")
-                else:
-                    self._close(doc, now, "probe_succeeded")
-                return doc["state"]
-            if schema:
-                # The schema will not fix itself between calls: no threshold, open now.
-                self._open(doc, now, f"schema_mismatch: {error}")
-                return doc["state"]
+        at_once = self._opening_reason(error)
+        if permit.probe:
+            with self._update() as doc:
+                probe = doc.get("probe")
+                if probe and probe["token"] == permit.token:
+                    now = self.clock()
+                    if isinstance(error, SchemaMismatch):
+                        self._open(doc, now, f"schema_mismatch: {error}")
+                    elif failed:
+                        self._open(doc, now, f"probe_failed: {getattr(error, 'code', '')}: {error}")
+                    elif slow:
+                        self._open(doc, now, f"probe_slow: {seconds:.3f}s")
+                    else:
+                        self._close(doc, now, "probe_succeeded")
+                    return doc["state"]
+            # A late verdict of a probe that lost its lease: an ordinary call from here on.
+        if at_once is not None:
+            return self._open_shared(at_once, only_if_closed=False)
+        with self._mutex:
+            doc = self._read()
             if doc["state"] != CLOSED:
                 return doc["state"]  # a call started before the break: only the probe decides
-            self._count(doc, now, failed, slow)
-            return doc["state"]
+            reason = self._count(doc, self.clock(), failed, slow)
+        if reason is None:
+            if self._cached is None:
+                with self._update():
+                    pass  # no (valid) file yet: write the closed state once, for operators and /health
+            return CLOSED
+        return self._open_shared(reason, only_if_closed=True)
 
-    def _count(self, doc: dict[str, Any], now: float, failed: bool, slow: bool) -> None:
+    def _count(self, doc: dict[str, Any], now: float, failed: bool, slow: bool) -> str | None:
+        """Add the call to this process's window; the reason to open, if a threshold is crossed."""
         p = self.policy
-        calls = [c for c in doc["calls"] if now - c[0] <= p.window_seconds]
-        calls.append([now, int(failed), int(slow)])
-        doc["calls"] = calls[-p.window_size:]
-        doc["consecutive"] = doc["consecutive"] + 1 if failed else 0
-        total = len(doc["calls"])
-        failures = sum(c[1] for c in doc["calls"])
-        slows = sum(c[2] for c in doc["calls"])
-        if doc["consecutive"] >= p.consecutive_failures:
-            self._open(doc, now, f"consecutive_failures: {doc['consecutive']}")
-        elif total >= p.min_calls and failures / total >= p.failure_rate:
-            self._open(doc, now, f"failure_rate: {failures}/{total}")
-        elif total >= p.min_calls and slows / total >= p.slow_call_rate:
-            self._open(doc, now, f"slow_call_rate: {slows}/{total} over {p.slow_call_seconds}s")
+        w = self._window
+        epoch = (doc["state"], doc.get("since"), doc.get("reason"), doc.get("trips"))
+        if w.epoch != epoch:
+            w.clear(epoch)  # the shared state changed (here or elsewhere): a new window
+        while w.calls and now - w.calls[0][0] > p.window_seconds:
+            w.calls.popleft()
+        w.calls.append((now, int(failed), int(slow)))
+        w.consecutive = w.consecutive + 1 if failed else 0
+        total = len(w.calls)
+        failures = sum(c[1] for c in w.calls)
+        slows = sum(c[2] for c in w.calls)
+        if w.consecutive >= p.consecutive_failures:
+            return f"consecutive_failures: {w.consecutive}"
+        if total >= p.min_calls and failures / total >= p.failure_rate:
+            return f"failure_rate: {failures}/{total}"
+        if total >= p.min_calls and slows / total >= p.slow_call_rate:
+            return f"slow_call_rate: {slows}/{total} over {p.slow_call_seconds}s"
+        return None
+
+    def _open_shared(self, reason: str, *, only_if_closed: bool) -> str:
+        with self._update() as doc:
+            if doc["state"] == CLOSED or not only_if_closed:
+                if doc["state"] == OPEN and not only_if_closed and self.clock() < doc["open_until"]:
+                    return OPEN  # another process opened it meanwhile: do not lengthen its break
+                self._open(doc, self.clock(), reason)
+            return doc["state"]
 
     def release(self, permit: Permit) -> None:
         """Give back a probe whose call ended without a verdict (an unexpected error)."""
@@ -256,14 +393,14 @@ class CircuitBreaker:
         scaled = grown * (1 + p.break_jitter * (2 * self.rand() - 1))
         seconds = max(0.0, min(p.max_break_seconds, scaled))
         previous = doc["state"]
-        doc.update(state=OPEN, reason=reason, since=now, open_until=now + seconds, trips=trips,
-                   consecutive=0, calls=[], probe=None)
+        doc.update(state=OPEN, reason=reason, since=now, open_until=now + seconds, trips=trips, probe=None)
+        self._window.clear(None)
         log.warning("breaker_opened", reason=reason, previous=previous, break_s=round(seconds, 3), trips=trips)
 
     def _close(self, doc: dict[str, Any], now: float, reason: str) -> None:
         previous = doc["state"]
-        doc.update(state=CLOSED, reason=reason, since=now, open_until=None, trips=0,
-                   consecutive=0, calls=[], probe=None)
+        doc.update(state=CLOSED, reason=reason, since=now, open_until=None, trips=0, probe=None)
+        self._window.clear(None)
         log.info("breaker_closed", reason=reason, previous=previous)
 
     def trip(self, reason: str) -> None:

@@ -23,7 +23,7 @@ from persistence.files import FileStore
 from persistence.ports import RunStore
 from persistence.queue import Claim, Lease
 from persistence.records import FinalReport, RunErrorInfo, RunRequest, RunState, StageResult
-from persistence.retry import RetryPolicy, call_with_retry, is_transient
+from persistence.retry import RetryPolicy, call_with_retry, is_transient, timeout_kind
 from persistence.spool import ReplayReport, Spool
 from persistence.spool_codec import run_id_of
 from persistence.spool_view import fold_outputs, fold_run
@@ -63,10 +63,20 @@ class ResilientStore:
     # -- the database, guarded -------------------------------------------------------------
 
     def _retryable(self, exc: BaseException) -> bool:
-        return self.transient(exc) and not isinstance(exc, CircuitOpen)
+        if not self.transient(exc) or isinstance(exc, CircuitOpen):
+            return False
+        kind = timeout_kind(exc)
+        if kind is not None:
+            # It already cost its whole timeout; asking again would only cost it again.
+            log.warning("store_not_retried", reason=kind, code=getattr(exc, "code", None), error=str(exc))
+            return False
+        return True
 
     def call_database(self, verb: str, **kwargs: Any) -> Any:
         """One verb on the database through the breaker, retried as a whole while transient."""
+        if not self.breaker.would_allow():
+            # Open (or another process probes): skip at once, without a retry controller.
+            raise CircuitOpen(f"database circuit is {self.breaker.state()}: skipping the database for now")
 
         def attempt() -> Any:
             with self.breaker.guard() as permit:
@@ -92,7 +102,9 @@ class ResilientStore:
             # Queue behind the run's earlier spooled writes so replay applies them in order.
             self.spool.append(verb, kwargs)
             log.info("store_write_spooled", verb=verb, run_id=run_id, reason="run has spooled writes")
-            self._drain(run_id)
+            if self.breaker.would_allow():
+                # While open, draining would only be refused; the probe path and cron drain later.
+                self._drain(run_id)
             return None
         try:
             result = self.call_database(verb, **kwargs)
@@ -103,7 +115,7 @@ class ResilientStore:
         if self._closed_now or not self._drained_once:
             self._closed_now = False
             self._drained_once = True
-            if next(self.spool.pending(), None) is not None:
+            if self.spool.any_pending():
                 self._drain(None)
         return result
 
@@ -123,6 +135,8 @@ class ResilientStore:
         return self.spool.replay(self._guarded, batch_size, max_records=max_records)
 
     def _queued_request(self, run_id: str) -> RunRequest | None:
+        if not self.spool.has_pending(run_id):
+            return None
         for record in self.spool.pending(run_id):
             if record.verb == "create_run":
                 return record.args()["request"]
@@ -190,7 +204,7 @@ class ResilientStore:
 
     def claim(self, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
         """Claim one run; a run whose creation still sits in the spool is replayed first."""
-        if self.spool.has_pending(run_id) and self.breaker.state() == CLOSED:
+        if self.spool.has_pending(run_id) and self.breaker.would_allow():
             self._drain(run_id)
         claim, where = self._queue("claim", None, run_id=run_id, owner=owner, lease_seconds=lease_seconds)
         return self._mirror_claim(claim, where)

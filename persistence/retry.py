@@ -2,8 +2,15 @@
 
 Each attempt replays one complete store verb (one transaction), never one statement of a failed
 transaction, which is safe because every store write is an idempotent, fenced upsert. Only errors
-the predicate names as transient (``StoreUnavailable``) are retried; everything else (schema
-mismatch, conflicts, fencing) is an answer, and asking again would not change it.
+the predicate names as transient are retried; everything else (schema mismatch, conflicts,
+fencing) is an answer, and asking again would not change it.
+
+Only FAST transient failures are retried: connection refused or reset, an administrator's
+shutdown, a serialization failure or deadlock. A timeout (libpq's connect timeout, our per-call
+deadline watchdog, the server's statement or lock timeout) is not: it already cost its whole
+timeout, and a blackholed network would make every attempt cost it again. The call fails at
+once; a connect timeout or a cut deadline also opens the breaker at once (persistence.breaker),
+so the first run of an outage pays about one connect timeout, then spools.
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import psycopg
 import tenacity
+from psycopg import errors as pgerr
 from tenacity.stop import stop_base
 
 from config.errors import StoreUnavailable
 from config.log import get_logger
+from persistence.pg_errors import DeadlineExceeded
 
 log = get_logger(__name__)
 
@@ -36,9 +46,35 @@ class RetryPolicy:
     jitter: float = 0.2  # up to this many seconds added at random to each wait
 
 
+def timeout_kind(exc: BaseException | None) -> str | None:
+    """Which timeout ended the call, read from the error's causes; None if it was no timeout.
+
+    'connect_timeout' (libpq gave up connecting), 'deadline' (our watchdog cut the call),
+    'statement_timeout', 'lock_timeout', or 'busy' (this process's connection stayed busy).
+    """
+    seen = 0
+    cause = exc
+    while cause is not None and seen < 8:
+        if isinstance(cause, DeadlineExceeded):
+            return "deadline"
+        if isinstance(cause, pgerr.ConnectionTimeout):
+            return "connect_timeout"
+        if isinstance(cause, pgerr.QueryCanceled):
+            return "statement_timeout"
+        if isinstance(cause, pgerr.LockNotAvailable):
+            return "lock_timeout"
+        if isinstance(cause, psycopg.OperationalError) and "timeout expired" in str(cause):
+            return "connect_timeout"  # older psycopg raised a plain OperationalError
+        if isinstance(cause, StoreUnavailable) and "stayed busy" in str(cause):
+            return "busy"
+        cause = cause.__cause__
+        seen += 1
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for errors worth asking again: the database was unreachable, slow or cut off."""
-    return isinstance(exc, StoreUnavailable)
+    """True for errors worth asking again at once: a fast failure to reach the database, no timeout."""
+    return isinstance(exc, StoreUnavailable) and timeout_kind(exc) is None
 
 
 class _StopAfterTotal(stop_base):

@@ -3,11 +3,20 @@
     spool_dir/<seq:020d>.<run_id>.<verb>.json    one record per write, in write order
     spool_dir/dead/<same name> + <name>.reason.json   records the database keeps refusing
     spool_dir/.seq    the host's last sequence number      spool_dir/.replay.lock
+    spool_dir/.runs/<run_id>    the run's marker: it exists while the run may have records
 
 A record is the RunStore verb and its arguments as JSON, written to a temporary file, fsynced and
 renamed into place (persistence.atomic), so a SIGKILL leaves either the whole record or nothing.
 Replay deletes a record only after the database confirmed it; a crash between the two re-applies
 it later, which is harmless because every store write is an idempotent, fenced upsert.
+
+The run markers keep "does this run have spooled writes?" (asked before every write) O(1) however
+long the backlog: a record never exists without its run's marker. ``append`` creates the marker
+durably and holds a shared flock on it while it writes the record; replay removes a marker only
+under an exclusive flock, after a listing shows the run has no record left. A marker without
+records (a crash between the two) only spools the run's next write, which the next drain
+applies and cleans up. ``.runs/.built`` says every record older than the markers has one (a
+spool written before markers existed is indexed once, on first use).
 """
 
 from __future__ import annotations
@@ -35,6 +44,9 @@ SEQ_LOCK = ".seq.lock"
 REPLAY_LOCK = ".replay.lock"
 DEAD_DIR = "dead"
 REASON_SUFFIX = ".reason.json"
+RUNS_DIR = ".runs"
+BUILT = ".built"
+FORGET_CHUNK = 200  # markers locked at once while cleaning up (bounded file descriptors)
 # Errors that say "the database, not this record, is the problem": stop and keep the record.
 STOPPING_ERRORS = (StoreUnavailable, SchemaMismatch)
 # Errors that say "this record will never apply": move it aside so it cannot block the rest.
@@ -76,6 +88,10 @@ class ReplayReport:
                 "seconds": round(self.seconds, 3), "busy": self.busy, "stopped": self.stopped}
 
 
+def _is_record_name(name: str) -> bool:
+    return name[:1].isdigit() and name.endswith(".json")
+
+
 def _parse_name(path: Path) -> SpoolRecord | None:
     parts = path.name.split(".")
     if len(parts) != 4 or parts[3] != "json" or not parts[0].isdigit() or parts[2] not in VERBS:
@@ -89,6 +105,8 @@ class Spool:
     def __init__(self, spool_dir: Path) -> None:
         self.dir = spool_dir
         self.dead_dir = spool_dir / DEAD_DIR
+        self.runs_dir = spool_dir / RUNS_DIR
+        self._indexed = False
 
     @contextmanager
     def _flock(self, name: str, *, blocking: bool = True) -> Iterator[bool]:
@@ -120,35 +138,131 @@ class Spool:
         run_id = check_run_id(run_id_of(verb, args))
         body = {"seq": 0, "run_id": run_id, "verb": verb, "args": encode_args(verb, args),
                 "spooled_at": time.time()}
-        body["seq"] = seq = self._next_seq()
-        path = self.dir / f"{seq:020d}.{run_id}.{verb}.json"
-        atomic.write_json(path, body)
+        with self._marked(run_id):
+            body["seq"] = seq = self._next_seq()
+            path = self.dir / f"{seq:020d}.{run_id}.{verb}.json"
+            atomic.write_json(path, body)
         log.info("spool_appended", run_id=run_id, verb=verb, seq=seq)
         return SpoolRecord(path, seq, run_id, verb)
 
-    def _names(self) -> list[str]:
-        # Names only (tens of bytes each): 10,000 records cost well under a megabyte.
+    # -- the run markers ---------------------------------------------------------------------
+
+    def _index(self) -> None:
+        """Make sure every record has its run's marker (once per spool folder, then a stat)."""
+        if self._indexed:
+            return
+        built = self.runs_dir / BUILT
+        if not built.exists():
+            atomic.ensure_dir(self.runs_dir)
+            for name in self._names():
+                run_id = name.split(".")[1]
+                if not (self.runs_dir / run_id).exists():
+                    (self.runs_dir / run_id).touch()
+            atomic.fsync_dir(self.runs_dir)
+            atomic.write_bytes(built, b"")
+            log.info("spool_runs_indexed")
+        self._indexed = True
+
+    @contextmanager
+    def _marked(self, run_id: str) -> Iterator[None]:
+        """Hold the run's marker (created durably if new) shared while a record is written."""
+        self._index()
+        path = self.runs_dir / run_id
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                created = True
+            except FileNotFoundError:
+                self._indexed = False  # the spool folder was removed under us: index it again
+                self._index()
+                continue
+            except FileExistsError:
+                try:
+                    fd = os.open(path, os.O_RDWR)
+                except FileNotFoundError:
+                    continue  # removed between the two opens: create it again
+                created = False
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # replay removed this marker while we waited: take the new one
+        try:
+            if created:
+                atomic.fsync_dir(self.runs_dir)  # the marker must survive whatever its record does
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _forget(self, run_ids: set[str]) -> None:
+        """Remove the markers of runs left without records (under an exclusive flock each)."""
+        ordered = sorted(run_ids)
+        for start in range(0, len(ordered), FORGET_CHUNK):
+            held: list[tuple[str, int]] = []
+            try:
+                for run_id in ordered[start:start + FORGET_CHUNK]:
+                    try:
+                        fd = os.open(self.runs_dir / run_id, os.O_RDWR)
+                    except FileNotFoundError:
+                        continue
+                    held.append((run_id, fd))
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                left = {name.split(".")[1] for name in self._names()}
+                for run_id, fd in held:
+                    path = self.runs_dir / run_id
+                    if run_id not in left and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                        path.unlink()  # not fsynced: a marker that comes back is only stale
+            finally:
+                for _, fd in held:
+                    os.close(fd)
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def _names(self, run_id: str | None = None) -> list[str]:
+        # Names only (tens of bytes each): 10,000 records cost well under a megabyte. A run's
+        # records are picked by name before anything is built or sorted.
+        marker = f".{run_id}." if run_id is not None else ""
         try:
             with os.scandir(self.dir) as entries:
-                return sorted(e.name for e in entries if e.name[:1].isdigit() and e.is_file())
+                return sorted(e.name for e in entries
+                              if marker in e.name and _is_record_name(e.name) and e.is_file())
         except FileNotFoundError:
             return []
 
     def pending(self, run_id: str | None = None) -> Iterator[SpoolRecord]:
         """Records not yet confirmed, oldest first; bodies are read only when asked for."""
-        for name in self._names():
+        if run_id is not None and not self.has_pending(run_id):
+            return
+        for name in self._names(run_id):
             record = _parse_name(self.dir / name)
             if record is not None and (run_id is None or record.run_id == run_id):
                 yield record
 
     def has_pending(self, run_id: str) -> bool:
-        """True while ``run_id`` has records waiting (its later writes must queue behind them)."""
-        marker = f".{run_id}."
-        return any(marker in name for name in self._names())
+        """True while ``run_id`` may have records waiting (its later writes must queue behind them)."""
+        if not self._indexed and not self.dir.exists():
+            return False
+        self._index()
+        return (self.runs_dir / run_id).exists()
+
+    def any_pending(self) -> bool:
+        """True if any record waits; stops at the first one found."""
+        try:
+            with os.scandir(self.dir) as entries:
+                return any(_is_record_name(e.name) for e in entries)
+        except FileNotFoundError:
+            return False
 
     def count(self) -> int:
-        """How many records wait for replay (the /health spool_backlog)."""
-        return sum(1 for _ in self.pending())
+        """How many records wait for replay (the /health spool_backlog): names are not parsed."""
+        try:
+            with os.scandir(self.dir) as entries:
+                return sum(1 for e in entries if _is_record_name(e.name))
+        except FileNotFoundError:
+            return 0
 
     def dead(self) -> Iterator[SpoolRecord]:
         """Records moved aside because the database refused them for good."""
@@ -202,9 +316,21 @@ class Spool:
     def _replay_locked(
         self, store: RunStore, batch_size: int, run_id: str | None, max_records: int | None
     ) -> tuple[int, int, str | None]:
+        # A run-scoped drain also cleans up a marker its records no longer back.
+        touched: set[str] = {run_id} if run_id is not None else set()
+        try:
+            return self._apply_pending(store, batch_size, run_id, max_records, touched)
+        finally:
+            if touched:
+                self._forget(touched)
+
+    def _apply_pending(
+        self, store: RunStore, batch_size: int, run_id: str | None, max_records: int | None, touched: set[str]
+    ) -> tuple[int, int, str | None]:
         applied = dead = 0
         batch: list[SpoolRecord] = []
         for record in self.pending(run_id):
+            touched.add(record.run_id)
             if max_records is not None and applied + dead >= max_records:
                 return applied, dead, "max_records"
             try:

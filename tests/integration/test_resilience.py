@@ -241,6 +241,29 @@ def test_a_blackholed_database_does_not_hang_the_run(tmp_path: Path, fault_proxy
     finish_scenario(settings, database_url, mode, reference_rows)
 
 
+def test_a_database_blackholed_before_the_run_costs_one_connect_timeout(tmp_path: Path, fault_proxy: FaultProxy,
+                                                                        database_url: str, reference_rows: Any) -> None:
+    settings = settings_for(tmp_path, fault_proxy.url_for(database_url))
+    fault_proxy.blackhole()
+    accepted = fault_proxy.accepted
+    store = build_store(settings, **POLICIES)
+    started = time.monotonic()
+    with capture_logs() as logs:
+        drive_run(store)
+    elapsed = time.monotonic() - started
+    store.close()
+    # No retry of the timeout and no second attempt: the first one opens the breaker.
+    assert fault_proxy.accepted - accepted == 1
+    assert elapsed < TIMEOUTS.connect_s + 1.5
+    opened = [e["reason"] for e in logs if e["event"] == "breaker_opened"]
+    assert opened and opened[0].startswith("connect_timeout")
+    assert any(e["event"] == "store_not_retried" and e["reason"] == "connect_timeout" for e in logs)
+    assert not any(e["event"] == "store_retry" for e in logs)
+    assert_spooled_and_finished(settings, Mode.DATABASE_ONLY)
+    fault_proxy.passthrough()
+    finish_scenario(settings, database_url, Mode.DATABASE_ONLY, reference_rows)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_slow_database_trips_the_breaker(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,
                                            reference_rows: Any, mode: Mode) -> None:

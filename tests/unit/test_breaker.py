@@ -14,7 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+import psycopg
+from psycopg import errors as pgerr
+
 from config.errors import Conflict, SchemaMismatch, StoreUnavailable
+from persistence.pg_errors import DeadlineExceeded
 from persistence.breaker import (
     CLOSED,
     HALF_OPEN,
@@ -285,6 +289,87 @@ def test_only_one_probe_across_processes(tmp_path: Path) -> None:
     assert child(state_dir, "acquire", policy) == ["skip", HALF_OPEN]
     here.record(probe, None, 0.0)
     assert child(state_dir, "acquire", policy) == ["call", CLOSED]
+
+
+def caused_by(cause: BaseException) -> StoreUnavailable:
+    """A StoreUnavailable as pg_errors.wrap_exceptions raises it, chained to ``cause``."""
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise StoreUnavailable(f"database save_stage failed: {exc}") from exc
+    except StoreUnavailable as wrapped:
+        return wrapped
+
+
+def test_successful_calls_write_nothing_and_take_no_lock(breaker: CircuitBreaker) -> None:
+    breaker.trip("make a file")
+    breaker.reset("closed again")
+    before = breaker.path.stat()
+    lock = breaker.dir / "breaker.lock"
+    lock_before = lock.stat().st_mtime_ns
+    for _ in range(50):
+        call(breaker)
+    call(breaker, StoreUnavailable("refused"))  # a failure under the thresholds neither
+    call(breaker)
+    after = breaker.path.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert lock.stat().st_mtime_ns == lock_before
+    assert "calls" not in json.loads(breaker.path.read_text())  # the window is not shared
+
+
+def test_the_closed_state_is_written_once_while_healthy(breaker: CircuitBreaker) -> None:
+    call(breaker)
+    first = breaker.path.stat()
+    for _ in range(20):
+        call(breaker)
+    assert breaker.path.stat().st_ino == first.st_ino
+    assert json.loads(breaker.path.read_text())["state"] == CLOSED
+
+
+@pytest.mark.parametrize(("cause", "reason"), [
+    (pgerr.ConnectionTimeout("connection timeout expired"), "connect_timeout"),
+    (DeadlineExceeded("save_stage"), "deadline"),
+])
+def test_a_connect_timeout_or_cut_deadline_opens_at_once(breaker: CircuitBreaker, cause: BaseException,
+                                                         reason: str) -> None:
+    with capture_logs() as logs:
+        assert call(breaker, caused_by(cause)) == OPEN
+    assert breaker.snapshot()["reason"].startswith(reason)
+    assert [e["reason"].split(":")[0] for e in logs if e["event"] == "breaker_opened"] == [reason]
+
+
+def test_a_statement_timeout_counts_like_any_failure(breaker: CircuitBreaker) -> None:
+    assert call(breaker, caused_by(pgerr.QueryCanceled("canceling statement due to statement timeout"))) == CLOSED
+    assert call(breaker, caused_by(psycopg.OperationalError("connection refused"))) == CLOSED
+
+
+def test_opening_on_timeout_can_be_turned_off(tmp_path: Path, clock: Clock) -> None:
+    policy = BreakerPolicy(**{**POLICY.__dict__, "open_on_timeout": False})
+    breaker = CircuitBreaker(tmp_path / "state", policy, clock=clock, rand=lambda: 0.5)
+    assert call(breaker, caused_by(DeadlineExceeded("x"))) == CLOSED
+
+
+def test_each_process_counts_its_own_window_and_shares_the_open_state(tmp_path: Path, clock: Clock) -> None:
+    one = CircuitBreaker(tmp_path / "state", POLICY, clock=clock, rand=lambda: 0.5)
+    two = CircuitBreaker(tmp_path / "state", POLICY, clock=clock, rand=lambda: 0.5)
+    for _ in range(POLICY.consecutive_failures - 1):
+        call(one, StoreUnavailable("refused"))
+        call(two, StoreUnavailable("refused"))
+    assert one.state() == two.state() == CLOSED
+    call(two, StoreUnavailable("refused"))
+    assert one.state() == OPEN and one.acquire() is None
+
+
+def test_a_state_changed_by_another_process_is_seen_at_the_next_call(breaker: CircuitBreaker, tmp_path: Path,
+                                                                     clock: Clock) -> None:
+    other = CircuitBreaker(breaker.dir, POLICY, clock=clock, rand=lambda: 0.5)
+    assert breaker.state() == CLOSED
+    for _ in range(3):  # written again and again within one mtime tick: the inode tells them apart
+        other.trip("elsewhere")
+        assert breaker.state() == OPEN
+        other.reset("elsewhere")
+        assert breaker.state() == CLOSED
 
 
 def test_state_file_is_plain_json_for_operators(breaker: CircuitBreaker) -> None:

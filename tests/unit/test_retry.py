@@ -7,8 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+import psycopg
+from psycopg import errors as pgerr
+
 from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable
-from persistence.retry import RetryPolicy, call_with_retry, is_transient
+from persistence.pg_errors import DeadlineExceeded, wrap_exceptions
+from persistence.retry import RetryPolicy, call_with_retry, is_transient, timeout_kind
 
 FAST = RetryPolicy(attempts=4, total_seconds=100.0, first_wait=0.1, max_wait=1.0, jitter=0.05)
 
@@ -115,3 +119,38 @@ def test_waits_stay_within_bounds(attempts: int, first: float, cap: float, jitte
     assert 1 <= calls["n"] <= attempts
     assert all(0 <= s <= cap for s in fake.sleeps)
     assert fake.now < budget or not fake.sleeps
+
+
+def translated(cause: BaseException) -> BaseException:
+    """``cause`` as the store's boundary (pg_errors.wrap_exceptions) hands it on."""
+    try:
+        with wrap_exceptions("save_stage", deadline_s=2):
+            raise cause
+    except StoreUnavailable as exc:
+        return exc
+    raise AssertionError("not translated")
+
+
+@pytest.mark.parametrize(("cause", "kind"), [
+    (pgerr.ConnectionTimeout("connection timeout expired"), "connect_timeout"),
+    (psycopg.OperationalError("connection to server failed: timeout expired"), "connect_timeout"),
+    (DeadlineExceeded("save_stage"), "deadline"),
+    (pgerr.QueryCanceled("canceling statement due to statement timeout"), "statement_timeout"),
+    (pgerr.LockNotAvailable("canceling statement due to lock timeout"), "lock_timeout"),
+    (psycopg.OperationalError("connection refused"), None),
+    (pgerr.AdminShutdown("terminating connection due to administrator command"), None),
+    (pgerr.SerializationFailure("could not serialize access"), None),
+    (ConnectionResetError("reset by peer"), None),
+])
+def test_timeouts_are_told_apart_from_fast_failures(cause: BaseException, kind: str | None) -> None:
+    error = translated(cause)
+    assert timeout_kind(error) == kind
+    assert is_transient(error) is (kind is None)
+
+
+def test_a_timeout_is_not_retried_in_the_same_call() -> None:
+    fake = FakeTime()
+    fn, calls = flaky([translated(pgerr.ConnectionTimeout("connection timeout expired"))])
+    with pytest.raises(StoreUnavailable):
+        run(FAST, fn, fake)
+    assert calls["n"] == 1 and fake.sleeps == []

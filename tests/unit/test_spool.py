@@ -417,3 +417,56 @@ def test_create_run_during_an_outage_is_idempotent_and_detects_conflicts(tmp_pat
     with pytest.raises(Conflict):
         store.create_run(RunRequest("run-1", "decathlon", "someone-else", "https://x/doc.pdf"))
     assert store.spool.count() == 1
+
+
+# -- cost that must not grow with the backlog -------------------------------------------------
+
+
+def test_has_pending_answers_from_the_runs_marker_without_listing(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool.append("start_attempt", {"run_id": "run-1", "attempt": 1})
+    listed = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda *a: listed.append(a) or real(*a))
+    assert spool.has_pending("run-1") and not spool.has_pending("run-2")
+    assert list(spool.pending("run-2")) == []
+    assert listed == []
+
+
+def test_a_replayed_run_loses_its_marker_and_a_new_write_brings_it_back(spool: Spool, db: FakeDatabase) -> None:
+    spool.append("create_run", {"request": request()})
+    spool.append("start_attempt", {"run_id": "run-1", "attempt": 1})
+    spool.replay(db)
+    assert not spool.has_pending("run-1") and spool.count() == 0
+    spool.append("start_attempt", {"run_id": "run-1", "attempt": 2})
+    assert spool.has_pending("run-1")
+
+
+def test_a_spool_written_before_markers_existed_is_indexed_once(spool: Spool) -> None:
+    spool.dir.mkdir(parents=True)
+    body = {"seq": 1, "run_id": "old-run", "verb": "start_attempt", "args": {"run_id": "old-run", "attempt": 1},
+            "spooled_at": 0}
+    (spool.dir / f"{1:020d}.old-run.start_attempt.json").write_text(json.dumps(body))
+    assert spool.has_pending("old-run")
+    assert Spool(spool.dir).has_pending("old-run")
+    assert [r.run_id for r in spool.pending("old-run")] == ["old-run"]
+
+
+def test_a_stale_marker_only_spools_and_is_cleaned_by_the_next_drain(spool: Spool, db: FakeDatabase) -> None:
+    spool.append("create_run", {"request": request()})
+    for record in list(spool.pending("run-1")):
+        record.path.unlink()  # as if a replayer crashed between its delete and its cleanup
+    assert spool.has_pending("run-1")
+    spool.replay(db, run_id="run-1")
+    assert not spool.has_pending("run-1")
+
+
+def test_a_spooled_write_skips_the_drain_while_the_breaker_is_open(tmp_path: Path, db: FakeDatabase,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store = resilient(tmp_path, db, policy=BreakerPolicy(consecutive_failures=1, break_seconds=3600))
+    db.fail = StoreUnavailable("connection refused")
+    replays = []
+    real = store.spool.replay
+    monkeypatch.setattr(store.spool, "replay", lambda *a, **k: replays.append(k) or real(*a, **k))
+    run_writes(store)
+    assert store.spool.count() == 8
+    assert replays == []
