@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     if store is None and settings.mode is not Mode.INVALID:
-        store = build_store(settings)
+        store = build_store(settings, connection_per_thread=True)  # gthread: one connection per thread
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]

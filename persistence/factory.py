@@ -37,6 +37,7 @@ def build_resilient(
     timeouts: DbTimeouts | None = None,
     breaker_policy: BreakerPolicy | None = None,
     retry_policy: RetryPolicy | None = None,
+    connection_per_thread: bool = False,
 ) -> ResilientStore:
     """PostgreSQL behind breaker, retry and spool (plus the file mirror in DUAL_WRITE)."""
     # Imported here so FILE_ONLY processes never load the database driver.
@@ -44,7 +45,7 @@ def build_resilient(
 
     if not settings.database_url:
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
-    database = PostgresStore(settings.database_url, timeouts or DbTimeouts())
+    database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), per_thread=connection_per_thread)
     files = FileStore(settings.output_dir) if settings.mode is Mode.DUAL_WRITE else None
     return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker_policy),
                           retry_policy or RetryPolicy(), files=files)
@@ -56,13 +57,18 @@ def build_store(
     timeouts: DbTimeouts | None = None,
     breaker_policy: BreakerPolicy | None = None,
     retry_policy: RetryPolicy | None = None,
+    connection_per_thread: bool = False,
 ) -> RunStore:
-    """The RunStore for ``settings.mode``; ConfigError in INVALID mode. Policies: tests shrink them."""
+    """The RunStore for ``settings.mode``; ConfigError in INVALID mode. Policies: tests shrink them.
+
+    ``connection_per_thread``: the web process's threads each get a database connection; run
+    subprocesses, the dispatcher and cron keep one per process.
+    """
     settings.require_runnable()
     if settings.mode is Mode.FILE_ONLY:
         return FileStore(settings.output_dir)
     return build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
-                           retry_policy=retry_policy)
+                           retry_policy=retry_policy, connection_per_thread=connection_per_thread)
 
 
 def replay_spool(

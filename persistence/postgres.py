@@ -113,18 +113,30 @@ class _Watchdog:
         self._timer.cancel()
 
 
+class _Slot:
+    """One connection, the process that opened it, and the lock that keeps one verb on it at a time."""
+
+    def __init__(self) -> None:
+        self.conn: psycopg.Connection[Any] | None = None
+        self.pid = os.getpid()
+        self.lock = threading.RLock()
+
+
 class PostgresStore:
     """A RunStore over PostgreSQL; knows nothing of files, breakers or spools."""
 
     name = "database"
     is_transient = staticmethod(is_transient)  # the retry layer's predicate, found on the store
 
-    def __init__(self, url: str, timeouts: DbTimeouts = DbTimeouts()) -> None:
+    def __init__(self, url: str, timeouts: DbTimeouts = DbTimeouts(), *, per_thread: bool = False) -> None:
         self._url = url
         self.timeouts = timeouts
-        self._conn: psycopg.Connection[Any] | None = None
-        self._pid = os.getpid()
-        self._lock = threading.RLock()
+        # A run subprocess keeps one connection (per_thread=False). A web worker's threads each
+        # get their own, so one slow request never queues the others behind a shared socket.
+        self._local = threading.local() if per_thread else None
+        self._shared = _Slot()
+        self._slots = [self._shared]
+        self._slots_lock = threading.Lock()
         self._inherited: list[psycopg.Connection[Any]] = []
 
     def __repr__(self) -> str:
@@ -132,36 +144,48 @@ class PostgresStore:
 
     # -- connection and transaction ----------------------------------------------------------
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is not None and os.getpid() != self._pid:
+    def _slot(self) -> _Slot:
+        if self._local is None:
+            return self._shared
+        slot = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = self._local.slot = _Slot()
+            with self._slots_lock:
+                self._slots.append(slot)
+        return slot
+
+    def _connection(self, slot: _Slot) -> psycopg.Connection[Any]:
+        if slot.conn is not None and os.getpid() != slot.pid:
             # Forked after connecting: the socket belongs to the parent. Keep a reference so
             # garbage collection never sends a Terminate on the parent's behalf.
-            self._inherited.append(self._conn)
-            self._conn = None
-        if self._conn is not None and (self._conn.closed or self._conn.broken):
-            self._discard()
-        if self._conn is None:
-            self._pid = os.getpid()
-            self._conn = psycopg.connect(self._url, autocommit=False, **self.timeouts.connect_kwargs())
-        return self._conn
+            self._inherited.append(slot.conn)
+            slot.conn = None
+        if slot.conn is not None and (slot.conn.closed or slot.conn.broken):
+            self._discard(slot)
+        if slot.conn is None:
+            slot.pid = os.getpid()
+            slot.conn = psycopg.connect(self._url, autocommit=False, **self.timeouts.connect_kwargs())
+        return slot.conn
 
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
+    @staticmethod
+    def _discard(slot: _Slot) -> None:
+        conn, slot.conn = slot.conn, None
         if conn is not None:
             try:
                 conn.close()
             except (psycopg.Error, OSError):
-                pass
+                pass  # closing a connection that already broke: nothing left to release
 
     @contextmanager
     def _transaction(self, action: str, deadline_s: float | None = None) -> Iterator[psycopg.Connection[Any]]:
         """One verb: a whole transaction, bounded by the deadline, with errors translated."""
         deadline = self.timeouts.deadline_s if deadline_s is None else deadline_s
+        slot = self._slot()
         with wrap_exceptions(action, url=self._url, deadline_s=deadline):
-            if not self._lock.acquire(timeout=deadline):
+            if not slot.lock.acquire(timeout=deadline):
                 raise StoreUnavailable(f"database {action}: the connection stayed busy for {deadline:g} s")
             try:
-                conn = self._connection()
+                conn = self._connection(slot)
                 watchdog = _Watchdog(conn, deadline)
                 try:
                     with conn.transaction():
@@ -173,9 +197,9 @@ class PostgresStore:
                 finally:
                     watchdog.disarm()
                     if watchdog.fired or conn.closed or conn.broken:
-                        self._discard()
+                        self._discard(slot)
             finally:
-                self._lock.release()
+                slot.lock.release()
 
     @staticmethod
     def _fence(conn: psycopg.Connection[Any], run_id: str, attempt: int) -> None:
@@ -290,9 +314,12 @@ class PostgresStore:
             return migration_status(conn).state
 
     def close(self) -> None:
-        """Close the connection; the next verb reopens one."""
-        with self._lock:
-            self._discard()
+        """Close every connection this store opened; the next verb reopens one."""
+        with self._slots_lock:
+            slots = list(self._slots)
+        for slot in slots:
+            with slot.lock:
+                self._discard(slot)
 
 
 def _state(row: tuple[Any, ...]) -> RunState:

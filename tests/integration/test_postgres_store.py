@@ -353,3 +353,33 @@ def test_concurrent_threads_share_the_one_connection_safely(store: PostgresStore
     for thread in threads:
         thread.join()
     assert errors == [] and store.get_run("run-1").completed_stages == (1, 2, 3, 4, 5)
+
+
+def test_with_a_connection_per_thread_each_thread_uses_its_own_and_close_releases_them_all(database_url):
+    import threading
+
+    from persistence.postgres import PostgresStore
+    from persistence.records import RunRequest
+
+    store = PostgresStore(database_url, per_thread=True)
+    backends: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def work(n: int) -> None:
+        store.create_run(RunRequest(f"t{n}", "decathlon", "u", "https://x/y.pdf"))
+        with store._transaction("which backend") as conn:
+            barrier.wait(timeout=30)  # all four hold a transaction at once
+            backends.append(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(set(backends)) == 4
+    assert all(store.get_run(f"t{n}") is not None for n in range(4))
+    store.close()
+    with psycopg.connect(database_url) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'innovation-runner' "
+                            "AND datname = current_database()").fetchone()[0]
+    assert left == 0
