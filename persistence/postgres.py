@@ -120,6 +120,7 @@ class _Slot:
         self.conn: psycopg.Connection[Any] | None = None
         self.pid = os.getpid()
         self.lock = threading.RLock()
+        self.batch = False  # inside PostgresStore.batch(): never reconnect
 
 
 class PostgresStore:
@@ -155,6 +156,9 @@ class PostgresStore:
         return slot
 
     def _connection(self, slot: _Slot) -> psycopg.Connection[Any]:
+        if slot.batch and (slot.conn is None or slot.conn.closed or slot.conn.broken):
+            # A new connection would commit this verb outside the batch's transaction.
+            raise StoreUnavailable("database batch: the connection was lost mid-batch")
         if slot.conn is not None and os.getpid() != slot.pid:
             # Forked after connecting: the socket belongs to the parent. Keep a reference so
             # garbage collection never sends a Terminate on the parent's behalf.
@@ -197,6 +201,30 @@ class PostgresStore:
                 finally:
                     watchdog.disarm()
                     if watchdog.fired or conn.closed or conn.broken:
+                        self._discard(slot)
+            finally:
+                slot.lock.release()
+
+    @contextmanager
+    def batch(self, action: str = "batch") -> Iterator[None]:
+        """Run the verbs called inside in one transaction (each verb a savepoint), one commit at the end.
+
+        For replay: a batch costs one commit instead of one per record. While it is open the
+        connection is never replaced: a lost connection fails every later verb of the batch.
+        """
+        slot = self._slot()
+        with wrap_exceptions(action, url=self._url, deadline_s=self.timeouts.deadline_s):
+            if not slot.lock.acquire(timeout=self.timeouts.deadline_s):
+                raise StoreUnavailable(f"database {action}: the connection stayed busy")
+            try:
+                conn = self._connection(slot)
+                slot.batch = True
+                try:
+                    with conn.transaction():
+                        yield
+                finally:
+                    slot.batch = False
+                    if conn.closed or conn.broken:
                         self._discard(slot)
             finally:
                 slot.lock.release()

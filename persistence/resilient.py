@@ -279,6 +279,8 @@ class _GuardedDatabase:
 
     def __init__(self, store: ResilientStore) -> None:
         self._store = store
+        # Replay applies a batch of records in one transaction when the database can.
+        self.batch = getattr(store.database, "batch", None)
 
     def create_run(self, request: RunRequest) -> bool:
         return self._store.call_database("create_run", request=request)

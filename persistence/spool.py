@@ -21,6 +21,8 @@ spool written before markers existed is indexed once, on first use).
 
 from __future__ import annotations
 
+import contextlib
+
 import fcntl
 import os
 import time
@@ -328,33 +330,67 @@ class Spool:
         self, store: RunStore, batch_size: int, run_id: str | None, max_records: int | None, touched: set[str]
     ) -> tuple[int, int, str | None]:
         applied = dead = 0
-        batch: list[SpoolRecord] = []
+        chunk: list[SpoolRecord] = []
         for record in self.pending(run_id):
+            if max_records is not None and applied + dead + len(chunk) >= max_records:
+                break
             touched.add(record.run_id)
-            if max_records is not None and applied + dead >= max_records:
-                return applied, dead, "max_records"
-            try:
-                _apply_twice(store, record)
-            except STOPPING_ERRORS as exc:
-                # The database is the problem, not the record: keep it, let the breaker decide.
-                log.warning("spool_replay_stopped", run_id=record.run_id, seq=record.seq,
-                            error=type(exc).__name__, reason=str(exc))
-                self._confirm(batch)
-                return applied, dead, getattr(exc, "code", type(exc).__name__)
-            except FileNotFoundError:
-                continue  # removed under us by an operator: nothing left to apply
-            except RECORD_ERRORS as exc:
+            chunk.append(record)
+            if len(chunk) >= batch_size:
+                done, refused, stopped = self._apply_chunk(store, chunk)
+                applied, dead, chunk = applied + done, dead + refused, []
+                if stopped:
+                    return applied, dead, stopped
+        else:
+            if chunk:
+                done, refused, stopped = self._apply_chunk(store, chunk)
+                return applied + done, dead + refused, stopped
+            return applied, dead, None
+        done, refused, stopped = self._apply_chunk(store, chunk) if chunk else (0, 0, None)
+        return applied + done, dead + refused, stopped or "max_records"
+
+    def _apply_chunk(self, store: RunStore, chunk: list[SpoolRecord]) -> tuple[int, int, str | None]:
+        """Apply records in order; with a store that has ``batch()``, in one transaction.
+
+        In a batch each record is a savepoint: one refused record rolls back alone, and the
+        batch's records are deleted (or buried) only once its commit succeeded, so a crash or a
+        lost connection before the commit re-applies them later (idempotently), never loses them.
+        """
+        batch = getattr(store, "batch", None)
+        done: list[SpoolRecord] = []
+        refused: list[tuple[SpoolRecord, BaseException]] = []
+        try:
+            with batch() if batch is not None else contextlib.nullcontext():
+                for record in chunk:
+                    try:
+                        _apply_twice(store, record)
+                    except FileNotFoundError:
+                        continue  # removed under us by an operator: nothing left to apply
+                    except STOPPING_ERRORS:
+                        raise
+                    except RECORD_ERRORS as exc:
+                        refused.append((record, exc))
+                        if batch is None:
+                            self.bury(record, exc)
+                        continue
+                    done.append(record)
+                    if batch is None:
+                        self.discard(record)
+        except STOPPING_ERRORS as exc:
+            # The database is the problem, not the records: keep them, let the breaker decide.
+            log.warning("spool_replay_stopped", run_id=chunk[0].run_id, seq=chunk[0].seq,
+                        error=type(exc).__name__, reason=str(exc))
+            if batch is None:
+                self._confirm(done)
+                return len(done), len(refused), getattr(exc, "code", type(exc).__name__)
+            return 0, 0, getattr(exc, "code", type(exc).__name__)  # nothing of the batch committed
+        if batch is not None:
+            for record in done:
+                self.discard(record)
+            for record, exc in refused:
                 self.bury(record, exc)
-                dead += 1
-                continue
-            self.discard(record)
-            batch.append(record)
-            applied += 1
-            if len(batch) >= batch_size:
-                self._confirm(batch)
-                batch = []
-        self._confirm(batch)
-        return applied, dead, None
+        self._confirm(done)
+        return len(done), len(refused), None
 
     def _confirm(self, batch: list[SpoolRecord]) -> None:
         """Make a batch's deletions durable with one folder fsync (a lost delete only re-applies)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import signal
@@ -470,3 +472,52 @@ def test_a_spooled_write_skips_the_drain_while_the_breaker_is_open(tmp_path: Pat
     run_writes(store)
     assert store.spool.count() == 8
     assert replays == []
+
+
+class BatchingDatabase(FakeDatabase):
+    """A FakeDatabase whose writes become visible only when a batch commits, like a transaction."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.staged: list[tuple[str, tuple[Any, ...]]] | None = None
+        self.commit_error: BaseException | None = None
+        self.commits = 0
+
+    def _do(self, verb: str, run_id: str, *args: Any) -> Any:
+        if self.staged is None:
+            return super()._do(verb, run_id, *args)
+        self.staged.append((verb, args))
+        return True
+
+    @contextlib.contextmanager
+    def batch(self) -> Any:
+        self.staged = []
+        try:
+            yield
+            if self.commit_error is not None:
+                raise self.commit_error
+            for verb, args in self.staged:
+                getattr(self.inner, verb)(*args)
+            self.commits += 1
+        finally:
+            self.staged = None
+
+
+def test_a_batch_commits_once_and_only_then_deletes_its_records(spool: Spool, tmp_path: Path) -> None:
+    db = BatchingDatabase(tmp_path / "db")
+    run_writes(_Recorder(spool))
+    report = spool.replay(db, batch_size=100)
+    assert (report.applied, report.remaining, db.commits) == (8, 0, 1)
+    assert db.inner.get_run("run-1").status == "COMPLETED"
+
+
+def test_a_batch_whose_commit_fails_keeps_every_record_for_the_next_replay(spool: Spool, tmp_path: Path) -> None:
+    db = BatchingDatabase(tmp_path / "db")
+    run_writes(_Recorder(spool))
+    db.commit_error = StoreUnavailable("connection lost at commit")
+    report = spool.replay(db, batch_size=100)
+    assert (report.applied, report.dead, report.remaining, report.stopped) == (0, 0, 8, "STORE_UNAVAILABLE")
+    assert db.inner.get_run("run-1") is None  # nothing reached the database
+    db.commit_error = None
+    assert spool.replay(db, batch_size=100).applied == 8
+    assert db.inner.get_run("run-1").status == "COMPLETED"
