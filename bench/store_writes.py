@@ -168,7 +168,7 @@ def measure_parts(url: str, state_dir: Path, output: dict[str, Any], count: int)
         _guard(breaker)  # a full sliding window, as in steady use
     state = json.loads(breaker.path.read_text())
     spool = Spool(state_dir / "parts-spool")
-    conn = database._connection()  # the watchdog needs a live connection to point at
+    conn = database._connection(database._slot())  # the watchdog needs a live connection to point at
     parts: dict[str, Callable[[str, int], None]] = {
         "raw: the verb's upsert into StageOutput only": lambda run, stage: _raw_sql(raw, run, stage, output, False),
         "raw: the verb's SQL (lock run, upsert, run-row copy)": lambda run, stage: _raw_sql(raw, run, stage, output),

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from config.errors import RunnerError, StoreError
+from config.errors import RunnerError
 from config.log import configure_logging, get_logger
 from config.paths import RUN_ID_PATTERN
 from config.settings import Settings
@@ -175,8 +175,8 @@ class Dispatcher:
                         claims.append(claim)
             if len(claims) < free:
                 claims += self.store.claim_next(self.owner, lease, free - len(claims))
-        except RunnerError as exc:  # the loop must outlive any one bad claim
-            log.error("dispatcher_claim_failed", error=str(exc), code=exc.code)
+        except (RunnerError, OSError) as exc:  # the loop must outlive any one bad claim or a full disk
+            log.error("dispatcher_claim_failed", error=str(exc), code=getattr(exc, "code", type(exc).__name__))
         for claim in claims:
             self._start(claim)
 
@@ -185,7 +185,7 @@ class Dispatcher:
             claim = child.claim
             try:
                 held = self.store.renew(claim.run_id, claim.attempt, self.owner, self.settings.run_lease_seconds)
-            except StoreError as exc:
+            except (RunnerError, OSError) as exc:
                 log.error("lease_renew_failed", run_id=claim.run_id, error=str(exc))
                 continue
             if not held:
@@ -200,7 +200,7 @@ class Dispatcher:
 
         try:
             report = reap(self.store, self.settings, dead_owner=dead_owner if startup else lambda owner: False)
-        except RunnerError as exc:
+        except (RunnerError, OSError) as exc:
             log.error("recovery_failed", error=str(exc))
             return None
         if report.requeued or report.failed:
@@ -214,8 +214,8 @@ class Dispatcher:
             return
         try:
             report = replay(100, max_records=REPLAY_MAX_RECORDS)
-        except StoreError as exc:
-            log.error("spool_replay_failed", error=str(exc), code=exc.code)
+        except (RunnerError, OSError) as exc:
+            log.error("spool_replay_failed", error=str(exc), code=getattr(exc, "code", type(exc).__name__))
             return
         if report.applied or report.dead:
             log.info("spool_replayed_by_dispatcher", **report.as_dict())
@@ -261,7 +261,7 @@ class Dispatcher:
                     log.info("run_requeued", run_id=claim.run_id, cause="interrupted by shutdown")
                 return
             recover_run(self.store, self.settings, claim.run_id, claim.attempt, describe_exit(status), ReapReport())
-        except StoreError as exc:
+        except (RunnerError, OSError) as exc:
             log.error("run_recovery_failed", run_id=claim.run_id, error=str(exc))
 
     def _drain(self) -> None:

@@ -106,6 +106,9 @@ class FileStore:
                         f"run {request.run_id} already exists with a different payload; "
                         "use a new run_id for a new run"
                     )
+                if doc["status"] == str(RunStatus.QUEUED):
+                    # A crash between run.json and its marker would strand the run: a repeat heals it.
+                    self._mark(QUEUE_DIR, request.run_id)
                 return False
             now = utcnow().isoformat()
             doc = {

@@ -121,6 +121,7 @@ class _Slot:
         self.pid = os.getpid()
         self.lock = threading.RLock()
         self.batch = False  # inside PostgresStore.batch(): never reconnect
+        self.owner = threading.current_thread()
 
 
 class PostgresStore:
@@ -152,7 +153,13 @@ class PostgresStore:
         if slot is None:
             slot = self._local.slot = _Slot()
             with self._slots_lock:
-                self._slots.append(slot)
+                # Threads come and go (a health probe runs in a short-lived one): close what the
+                # dead ones opened, or every new thread would leave a connection behind.
+                dead = [s for s in self._slots if s is not self._shared and not s.owner.is_alive()]
+                self._slots = [s for s in self._slots if s not in dead] + [slot]
+            for stale in dead:
+                with stale.lock:
+                    self._discard(stale)
         return slot
 
     def _connection(self, slot: _Slot) -> psycopg.Connection[Any]:

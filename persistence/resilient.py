@@ -210,15 +210,29 @@ class ResilientStore:
         return self._mirror_claim(claim, where)
 
     def claim_next(self, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
-        """Claim up to ``limit`` QUEUED runs, oldest first."""
+        """Claim up to ``limit`` QUEUED runs, oldest first, after replaying what the spool holds.
+
+        Replaying first matters after an outage: a run requeued from an attempt whose writes
+        were spooled must find them in the database, or its next attempt would resume from
+        stages that replay then refuses as superseded.
+        """
+        if self.breaker.state() == CLOSED and self.spool.count():
+            self._drain(None)
         claims, where = self._queue("claim_next", [], owner=owner, lease_seconds=lease_seconds, limit=limit)
         return [self._mirror_claim(c, where) for c in claims]
 
     def renew(self, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:
-        """Extend the lease; while nothing can answer, keep running (fencing guards the writes)."""
-        held, _ = self._queue("renew", True, run_id=run_id, attempt=attempt, owner=owner,
-                              lease_seconds=lease_seconds)
-        return held
+        """Extend the lease; while the database cannot answer, keep running (fencing guards the writes).
+
+        Never asked of the file mirror: a database-claimed run has no lease there, and a
+        "no" would stop every running run for the length of an outage.
+        """
+        try:
+            return self.call_database("renew", run_id=run_id, attempt=attempt, owner=owner,
+                                      lease_seconds=lease_seconds)
+        except StoreError as exc:
+            log.warning("lease_renew_deferred", run_id=run_id, attempt=attempt, code=exc.code, reason=str(exc))
+            return True
 
     def requeue(self, run_id: str, attempt: int, reason: str) -> bool:
         """Put an interrupted run back to QUEUED (the reaper does it later if nothing can answer now)."""

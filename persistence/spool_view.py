@@ -6,20 +6,33 @@ outage still finds its finished stages. Pure functions of records: no database, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from persistence.records import RunState, RunStatus, StageState
 from persistence.spool import SpoolRecord
+from persistence.spool_codec import decode_args
+
+
+def _readable(records: Iterable[SpoolRecord]) -> Iterator[tuple[SpoolRecord, dict[str, Any], dict[str, Any]]]:
+    """Each record with its body and arguments, skipping those a concurrent replay just deleted.
+
+    A record vanishes once the database committed it; the caller's database read may predate
+    that commit, so the view can be a moment behind, never wrong and never a crash.
+    """
+    for record in records:
+        try:
+            body = record.body()
+        except FileNotFoundError:
+            continue
+        yield record, body, decode_args(record.verb, body["args"])
 
 
 def fold_run(state: RunState | None, records: Iterable[SpoolRecord]) -> RunState | None:
     """``state`` (None if unknown) with each record's write applied in order, fenced by attempt."""
-    for record in records:
-        body = record.body()
-        args = record.args()
+    for record, body, args in _readable(records):
         at = datetime.fromtimestamp(body["spooled_at"], timezone.utc)
         if record.verb == "create_run":
             if state is None:
@@ -52,8 +65,7 @@ def _apply(state: RunState, verb: str, args: Mapping[str, Any], at: datetime) ->
 def fold_outputs(outputs: Mapping[int, Mapping[str, Any]], records: Iterable[SpoolRecord]) -> dict[int, Mapping[str, Any]]:
     """Stage outputs by number, with the spooled save_stage records laid over ``outputs``."""
     merged = dict(outputs)
-    for record in records:
-        if record.verb == "save_stage":
-            result = record.args()["result"]
-            merged[result.stage] = result.output
+    for record, _, args in _readable(r for r in records if r.verb == "save_stage"):
+        result = args["result"]
+        merged[result.stage] = result.output
     return merged

@@ -99,7 +99,8 @@ def execute_run(
     bind_run(request.run_id, attempt=attempt)
     store.start_attempt(request.run_id, attempt)
     done = store.load_stage_outputs(request.run_id)
-    log.info("run_started", brand=request.company_id, document=request.document_url,
+    # Never the query string: a signed blob URL carries its token there.
+    log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
              stages_done=sorted(done), engine=services.engine.name)
     current = 1
     try:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from structlog.testing import capture_logs
 
 from config.errors import InvalidInput, RunnerError, StageError
 from config.settings import Settings
@@ -201,18 +202,18 @@ def test_server_errors_are_retried_then_fail_the_stage(settings: Settings, blob:
 
 
 def test_retry_after_is_honoured_but_bounded(settings: Settings, blob: BlobServer) -> None:
-    started = time.monotonic()
-    refused(settings, blob.url("/status/429?retry_after=3600"), "BLOB_FETCH_FAILED", StageError)
-    assert time.monotonic() - started < 2
+    with capture_logs() as logs:
+        refused(settings, blob.url("/status/429?retry_after=3600"), "BLOB_FETCH_FAILED", StageError)
+    waits = [e["wait_s"] for e in logs if e["event"] == "document_fetch_retry"]
+    assert waits and all(wait <= FAST.max_retry_after_s for wait in waits)  # an hour was asked for
 
 
 @pytest.mark.parametrize("path", ["/slow?delay=3", "/drip?every=0.3&size=100"])
 def test_slow_servers_time_out(settings: Settings, blob: BlobServer, path: str) -> None:
     policy = replace(FAST, read_timeout_s=0.5, total_timeout_s=2, attempts=1)
-    started = time.monotonic()
     with pytest.raises(StageError) as info:
         fetch_document(settings, blob.url(path), policy=policy)
-    assert info.value.code == "BLOB_FETCH_FAILED" and time.monotonic() - started < 5
+    assert info.value.code == "BLOB_FETCH_FAILED"
 
 
 def test_a_refused_connection_fails_the_stage() -> None:

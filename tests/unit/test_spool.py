@@ -521,3 +521,15 @@ def test_a_batch_whose_commit_fails_keeps_every_record_for_the_next_replay(spool
     db.commit_error = None
     assert spool.replay(db, batch_size=100).applied == 8
     assert db.inner.get_run("run-1").status == "COMPLETED"
+
+
+def test_a_record_deleted_by_a_concurrent_replay_is_skipped_not_a_crash(spool: Spool) -> None:
+    from persistence.spool_view import fold_outputs, fold_run
+
+    run_writes(_Recorder(spool))
+    records = list(spool.pending("run-1"))
+    saved = [r for r in records if r.verb == "save_stage"]
+    saved[0].path.unlink()  # replayed and deleted between the listing and the read
+    outputs = fold_outputs({}, records)
+    assert sorted(outputs) == [2, 3, 4, 5]
+    assert fold_run(None, records).status == "COMPLETED"
