@@ -47,8 +47,11 @@ def build_resilient(
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
     database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), per_thread=connection_per_thread)
     files = FileStore(settings.output_dir) if settings.mode is Mode.DUAL_WRITE else None
+    # The web process (connection_per_thread) never replays inside a request: its dispatcher
+    # drains the host's spool every 30 s, run processes drain their own runs.
     return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker_policy),
-                          retry_policy or RetryPolicy(), files=files)
+                          retry_policy or RetryPolicy(), files=files,
+                          drain_max_records=0 if connection_per_thread else 500)
 
 
 def build_store(

@@ -121,8 +121,8 @@ class ResilientStore:
 
     def _drain(self, run_id: str | None) -> ReplayReport | None:
         """Replay (part of) the spool from this process, bounded; never re-entered by its own calls."""
-        if self._draining:
-            return None
+        if self._draining or self.drain_max_records <= 0:
+            return None  # 0: this process never drains (a web worker must not replay inside a request)
         self._draining = True
         try:
             return self.spool.replay(self._guarded, self.drain_batch, run_id=run_id,
