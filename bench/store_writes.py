@@ -169,6 +169,7 @@ def measure_parts(url: str, state_dir: Path, output: dict[str, Any], count: int)
     state = json.loads(breaker.path.read_text())
     spool = Spool(state_dir / "parts-spool")
     conn = database._connection(database._slot())  # the watchdog needs a live connection to point at
+    watchdog = _Watchdog()
     parts: dict[str, Callable[[str, int], None]] = {
         "raw: the verb's upsert into StageOutput only": lambda run, stage: _raw_sql(raw, run, stage, output, False),
         "raw: the verb's SQL (lock run, upsert, run-row copy)": lambda run, stage: _raw_sql(raw, run, stage, output),
@@ -177,7 +178,7 @@ def measure_parts(url: str, state_dir: Path, output: dict[str, Any], count: int)
         "breaker guard, closed (acquire + record)": lambda run, stage: _guard(breaker),
         "breaker.json rewrite alone (atomic.write_json)": lambda run, stage: atomic.write_json(
             state_dir / "parts-state" / "breaker.json", state),
-        "watchdog thread start + cancel": lambda run, stage: _Watchdog(conn, 15.0).disarm(),
+        "watchdog arm + disarm": lambda run, stage: watchdog.disarm(watchdog.arm(conn, 15.0)),
         "spool.has_pending, empty spool": lambda run, stage: spool.has_pending(run),
         "tenacity controller + call": lambda run, stage: call_with_retry(RetryPolicy(), time.time, verb="save_stage"),
     }

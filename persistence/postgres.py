@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,35 +83,67 @@ class DbTimeouts:
         }
 
 
-class _Watchdog:
-    """Shuts a connection's socket down if the call is still running at its deadline."""
+class _Arm:
+    """One verb's deadline: ``fired`` says whether the watchdog cut its connection."""
 
-    def __init__(self, conn: psycopg.Connection[Any], deadline_s: float) -> None:
-        self._conn = conn
-        self._guard = threading.Lock()
-        self._armed = True
+    __slots__ = ("conn", "deadline", "fired")
+
+    def __init__(self, conn: psycopg.Connection[Any], deadline: float) -> None:
+        self.conn = conn
+        self.deadline = deadline
         self.fired = False
-        self._timer = threading.Timer(deadline_s, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
 
-    def _fire(self) -> None:
-        with self._guard:
-            if not self._armed:
-                return
-            self.fired = True
-            try:
-                # A dup'ed fd shares the socket: shutdown() wakes the blocked read at once,
-                # while psycopg keeps ownership (and the close) of its own descriptor.
-                with socket.socket(fileno=os.dup(self._conn.pgconn.socket)) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)
-            except (OSError, psycopg.Error):
-                pass  # already closed: the call is failing on its own
 
-    def disarm(self) -> None:
-        with self._guard:
-            self._armed = False
-        self._timer.cancel()
+class _Watchdog:
+    """Shuts a connection's socket down when its verb is still running at its deadline.
+
+    One long-lived thread per store and process serves every verb: starting a timer thread
+    per database call cost more than the call's own Python. Arming and firing happen under
+    one lock, so a verb that finishes just in time is never cut.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: set[_Arm] = set()
+        self._pid: int | None = None
+
+    def arm(self, conn: psycopg.Connection[Any], seconds: float) -> _Arm:
+        """Watch ``conn`` for ``seconds``; disarm() when the verb is done."""
+        arm = _Arm(conn, time.monotonic() + seconds)
+        with self._cond:
+            if self._pid != os.getpid():  # first use, or a forked child: threads do not survive fork
+                self._pid, self._armed = os.getpid(), set()
+                threading.Thread(target=self._watch, name="db-watchdog", daemon=True).start()
+            self._armed.add(arm)
+            self._cond.notify()
+        return arm
+
+    def disarm(self, arm: _Arm) -> None:
+        """The verb finished (or failed on its own): stop watching it."""
+        with self._cond:
+            self._armed.discard(arm)
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for arm in [a for a in self._armed if a.deadline <= now]:
+                    self._armed.discard(arm)
+                    arm.fired = True
+                    _cut(arm.conn)
+                upcoming = min((a.deadline for a in self._armed), default=None)
+                self._cond.wait(None if upcoming is None else max(0.0, upcoming - now))
+
+
+def _cut(conn: psycopg.Connection[Any]) -> None:
+    """Shut a connection's socket down so a read blocked on it returns at once."""
+    try:
+        # A dup'ed fd shares the socket: shutdown() wakes the blocked read at once,
+        # while psycopg keeps ownership (and the close) of its own descriptor.
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg.Error):
+        pass  # already closed: the call is failing on its own
 
 
 class _Slot:
@@ -140,6 +173,7 @@ class PostgresStore:
         self._slots = [self._shared]
         self._slots_lock = threading.Lock()
         self._inherited: list[psycopg.Connection[Any]] = []
+        self._watchdog = _Watchdog()
 
     def __repr__(self) -> str:
         return f"PostgresStore(name={self.name!r})"  # never the URL: it may hold a password
@@ -197,17 +231,17 @@ class PostgresStore:
                 raise StoreUnavailable(f"database {action}: the connection stayed busy for {deadline:g} s")
             try:
                 conn = self._connection(slot)
-                watchdog = _Watchdog(conn, deadline)
+                arm = self._watchdog.arm(conn, deadline)
                 try:
                     with conn.transaction():
                         yield conn
                 except (psycopg.Error, OSError) as exc:
-                    if watchdog.fired:
+                    if arm.fired:
                         raise DeadlineExceeded(action) from exc
                     raise
                 finally:
-                    watchdog.disarm()
-                    if watchdog.fired or conn.closed or conn.broken:
+                    self._watchdog.disarm(arm)
+                    if arm.fired or conn.closed or conn.broken:
                         self._discard(slot)
             finally:
                 slot.lock.release()
