@@ -15,10 +15,12 @@ from config.settings import Settings
 from handlers.health import probe_for
 from handlers.launcher import DispatcherLauncher, RunLauncher
 from handlers.payload import InvalidPayload
+from handlers.results_routes import api
 from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
 from persistence.factory import build_store
 from persistence.ports import RunStore
+from persistence.query.factory import build_query
 
 log = get_logger(__name__)
 
@@ -35,15 +37,16 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     configure_logging(settings.log_level)
     if store is None and settings.mode is not Mode.INVALID:
         store = build_store(settings, connection_per_thread=True)  # gthread: one connection per thread
+    query = build_query(settings) if settings.mode is not Mode.INVALID else None
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Werkzeug would answer '//' in a path with an HTML 308 redirect; every answer here is JSON.
     app.url_map.merge_slashes = False
     launcher = launcher or DispatcherLauncher(settings)
-    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher)
+    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, query=query)
     probe_for(app, store)
-    for blueprint in (runs, status, health):
+    for blueprint in (runs, status, health, api):
         app.register_blueprint(blueprint)
     app.register_error_handler(RunnerError, error_response)
     app.register_error_handler(HTTPException, error_response)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized
 
-from config.errors import ConfigError
+from config.errors import ConfigError, StoreError
+from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
 from handlers.health import check_health, probe_for
@@ -20,7 +22,9 @@ from handlers.runs import run_status, submit_run
 from handlers.webhook_signature import verify
 from persistence import factory
 from persistence.ports import RunStore
+from persistence.query.ports import RunQuery
 
+log = get_logger(__name__)
 runs = Blueprint("runs", __name__)
 status = Blueprint("status", __name__)
 health = Blueprint("health", __name__)
@@ -34,6 +38,7 @@ class WebServices:
     settings: Settings
     store: RunStore | None
     launcher: RunLauncher
+    query: RunQuery | None = None  # the read side (persistence.query); None in INVALID mode
 
     def writable_store(self) -> RunStore:
         """The store, or ConfigError (503) when the mode leaves nowhere to save."""
@@ -45,7 +50,7 @@ class WebServices:
 
 def services() -> WebServices:
     """The current app's services."""
-    return current_app.extensions["runner"]  # type: ignore[no-any-return]
+    return cast(WebServices, current_app.extensions["runner"])
 
 
 @runs.post("/run")
@@ -56,7 +61,8 @@ def post_run() -> tuple[dict[str, str], int]:
     if not web.settings.webhook_secret:
         raise ConfigError("POST /run is not configured: set WEBHOOK_SECRET to the sender's signing secret")
     body = read_body()
-    verify(web.settings.webhook_secret, request.headers, body)
+    # Headers is not a typing.Mapping, but offers the case-insensitive .get verify() uses.
+    verify(web.settings.webhook_secret, cast("Mapping[str, str]", request.headers), body)
     run = parse_run_request(web.settings, body)
     created = submit_run(store, web.launcher, run)
     return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
@@ -91,7 +97,21 @@ def get_status(run_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     web = services()
     require_bearer(web.settings.api_token)
     check_run_id(run_id)
-    return run_status(web.writable_store(), run_id), 200, NO_STORE
+    store = web.writable_store()
+    return run_status(store, run_id, usage_of(web.query, run_id)), 200, NO_STORE
+
+
+def usage_of(query: RunQuery | None, run_id: str) -> dict[str, Any] | None:
+    """The run's LLM usage where recorded; None without an LLM, or when it cannot be read now."""
+    if query is None:
+        return None
+    try:
+        run = query.show_run(run_id)
+    except StoreError as exc:
+        # The status itself comes from the store (with the spool folded in): usage is a bonus.
+        log.warning("usage_unreadable", run_id=run_id, code=exc.code)
+        return None
+    return dict(run.usage) if run is not None and run.usage else None
 
 
 @health.get("/health")

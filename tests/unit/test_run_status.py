@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from config.errors import NotFound
 from handlers.runs import run_status
 from persistence.records import RunErrorInfo, RunRequest, RunState, RunStatus, StageState
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 class OneRunStore:
@@ -46,7 +46,11 @@ def test_each_stage_reports_where_the_run_stands(status, done, error, expected):
     body = run_status(OneRunStore(state(status, done, error)), "r")
     assert [body["stages"][str(n)]["status"] for n in range(1, 6)] == expected
     assert body["stages"]["1"]["completed_at"] == (NOW.isoformat() if done else None)
-    assert body["current_stage"] == (done or None) and body["source"] == "files"
+    # current_stage is the stage running now (contract §10); last_completed_stage the last finished.
+    running = expected.index("running") + 1 if "running" in expected else None
+    assert body["current_stage"] == running and body["last_completed_stage"] == (done or None)
+    assert body["progress"] == (1.0 if status is RunStatus.COMPLETED else done / 5)
+    assert body["source"] == "files"
 
 
 def test_an_unknown_run_is_not_found():

@@ -1,14 +1,16 @@
-"""The web process's services: record an accepted run, and describe a run for the status API."""
+"""Record an accepted run, and describe a run for the status API (contract §5 and §10)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from config.errors import NotFound, RunnerError
 from config.log import get_logger
 from handlers.launcher import RunLauncher
 from persistence.ports import RunStore
+from persistence.query.ports import progress, running_stage
 from persistence.records import STAGE_NUMBERS, RunRequest, RunState, RunStatus, StageState
 
 log = get_logger(__name__)
@@ -40,20 +42,32 @@ def _stage_status(state: RunState, number: int, stage: StageState) -> str:
         return "completed"
     if state.status is RunStatus.FAILED and state.error is not None and state.error.stage == number:
         return "failed"
-    # current_stage is the last stage *finished*: the one running is the next one.
-    if state.status is RunStatus.PROCESSING and number == len(state.completed_stages) + 1:
+    if number == running_stage(state.status, state.completed_stages):
         return "running"
     return "pending"
 
 
-def source_of(store: RunStore) -> str:
+def source_of(store: RunReader) -> str:
     """Where the store's last read came from, as contract §5 names it: 'database' or 'files'."""
     source = getattr(store, "last_source", None) or getattr(store, "name", "files")
     return "database" if source in ("database", "postgres", "postgresql") else "files"
 
 
-def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
-    """The contract §5 status body of ``run_id``; NotFound when no store knows it."""
+class RunReader(Protocol):
+    """What the status body needs of a store: its name and ``get_run`` (every RunStore has both)."""
+
+    name: str
+
+    def get_run(self, run_id: str) -> RunState | None:
+        """The run's state, or None."""
+
+
+def run_status(store: RunReader, run_id: str, usage: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The contract §5 status body of ``run_id`` with §10's progress and usage; NotFound when unknown.
+
+    ``current_stage`` is the stage running now (None unless PROCESSING); ``last_completed_stage``
+    keeps the meaning current_stage had before (the last stage finished).
+    """
     state = store.get_run(run_id)
     if state is None:
         raise NotFound(f"no run {run_id!r}: check the run id", code="RUN_NOT_FOUND")
@@ -65,8 +79,11 @@ def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
     return {
         "run_id": state.run_id,
         "status": str(state.status),
-        "current_stage": state.current_stage,
+        "current_stage": running_stage(state.status, state.completed_stages),
+        "last_completed_stage": max(state.completed_stages, default=None),
+        "progress": progress(state.status, state.completed_stages),
         "stages": stages,
         "error": state.error.as_dict() if state.error else None,
+        "usage": dict(usage) if usage else None,
         "source": source_of(store),
     }

@@ -1,0 +1,102 @@
+"""``python -m handlers.runs list|show``: run management from a shell, without SQL.
+
+Reads through the mode's RunQuery (files, PostgreSQL, or both in DUAL_WRITE). Logs go to
+stdout as JSON lines; the LAST stdout line is the JSON summary. Exit 0 success, 1 the work
+failed (an unknown run, the store unavailable), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from config.errors import ConfigError, InvalidInput, RunnerError
+from config.log import configure_logging, get_logger
+from config.settings import Settings
+from handlers.runs import results
+from persistence.query.factory import build_query
+
+log = get_logger("handlers.runs")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """\
+summary (last stdout line):
+  list  {"command": "list", "status": "ok", "runs": [{"run_id", "status", "current_stage", "progress", …}],
+         "next_cursor": "…" | null, "source": "database" | "files"}
+  show  {"command": "show", "status": "ok", "run": {… "attempt", "stages": [{"stage", "started_at",
+         "completed_at", "duration_ms"}], "error", "usage"}}
+  on failure {"command", "status": "failed" | "error", "code", "message"}
+
+exit codes: 0 success · 1 the work failed (unknown run, store unavailable) · 2 usage or configuration error
+
+examples:
+  python -m handlers.runs list --status FAILED --company-id decathlon --limit 10
+  python -m handlers.runs list --since 2026-12-01T00:00:00Z | tail -n 1 | python -m json.tool
+  python -m handlers.runs show run_123
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: a command and its options."""
+    parser = argparse.ArgumentParser(prog="python -m handlers.runs", epilog=EPILOG,
+                                     description="List and inspect pipeline runs in every persistence mode.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", help="runs, newest first, filtered and paginated")
+    listing.add_argument("--status", help="QUEUED, PROCESSING, COMPLETED, FAILED or CANCELLED")
+    listing.add_argument("--company-id", help="brand id")
+    listing.add_argument("--user-id")
+    listing.add_argument("--since", help="created at or after (ISO 8601 with timezone)")
+    listing.add_argument("--until", help="created before (ISO 8601 with timezone)")
+    listing.add_argument("--limit", help="page size, 1-100 (default 20)")
+    listing.add_argument("--cursor", help="next_cursor of the previous page")
+    show = commands.add_parser("show", help="one run: attempts, stage timings, error, LLM usage")
+    show.add_argument("run_id")
+    return parser
+
+
+def _filter_args(ns: argparse.Namespace) -> dict[str, str]:
+    pairs = {"status": ns.status, "company_id": ns.company_id, "user_id": ns.user_id,
+             "created_after": ns.since, "created_before": ns.until, "limit": ns.limit, "cursor": ns.cursor}
+    return {key: value for key, value in pairs.items() if value}
+
+
+def execute(ns: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Run one read command; the summary body without command/status."""
+    query = build_query(settings)
+    try:
+        if ns.command == "list":
+            return results.list_runs(query, results.parse_filter(_filter_args(ns)))
+        return {"run": results.show_run(query, ns.run_id)}
+    finally:
+        query.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, print the JSON summary last; the exit code of the module docstring."""
+    ns = build_parser().parse_args(argv)
+    summary: dict[str, Any] = {"command": ns.command}
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        summary.update(status="ok", **execute(ns, settings))
+        code = EXIT_OK
+    except (ConfigError, InvalidInput) as exc:
+        summary.update(status="error", code=exc.code, message=exc.message)
+        code = EXIT_USAGE
+    except RunnerError as exc:
+        summary.update(status="failed", code=exc.code, message=exc.message)
+        code = EXIT_FAILED
+    log.info("runs_command", command=ns.command, status=summary["status"], asked_by=asked_by())
+    sys.stdout.flush()
+    print(json.dumps(summary, default=str), flush=True)
+    return code
+
+
+def asked_by() -> str:
+    """Who ran the command: the shell's user (logged with every action)."""
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or os.getuid()}"
