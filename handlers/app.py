@@ -14,10 +14,13 @@ from config.modes import Mode
 from config.settings import Settings
 from handlers.health import probe_for
 from handlers.launcher import DispatcherLauncher, RunLauncher
+from handlers.metrics import HostProbes, WebMetrics
+from handlers.ops_routes import count_webhook_answer, ops
 from handlers.payload import InvalidPayload
 from handlers.results_routes import api
 from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
+from persistence import factory
 from persistence.factory import build_store
 from persistence.ports import RunStore
 from persistence.query.factory import build_query
@@ -46,8 +49,11 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     launcher = launcher or DispatcherLauncher(settings)
     app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, query=query)
     probe_for(app, store)
-    for blueprint in (runs, status, health, api):
+    app.extensions["metrics"] = WebMetrics(query, HostProbes(
+        breaker_state=lambda: factory.breaker_state(settings), spool_backlog=lambda: factory.spool_backlog(settings)))
+    for blueprint in (runs, status, health, api, ops):
         app.register_blueprint(blueprint)
+    app.after_request(count_webhook_answer)
     app.register_error_handler(RunnerError, error_response)
     app.register_error_handler(HTTPException, error_response)
     log.info("web_app_ready", mode=str(settings.mode), store=getattr(store, "name", None),

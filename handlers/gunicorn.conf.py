@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,10 @@ if os.path.isdir("/dev/shm"):
 # otherwise fight over the same $HOME/.gunicorn/gunicorn.ctl.
 control_socket_disable = True
 loglevel = LOG_LEVEL.lower()
+# /metrics sums per-process counters over every worker (prometheus_client's multiprocess mode):
+# a fresh folder per server, chosen before any worker imports the library.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runner-metrics-")
 
 
 class JsonLogger(glogging.Logger):
@@ -90,6 +95,13 @@ def _host_hook(name: str, server: Any) -> None:
 def when_ready(server: Any) -> None:
     """Gunicorn hook: the arbiter is listening; start the per-host services."""
     _host_hook("start_host_services", server)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Gunicorn hook: a worker exited; its live gauges no longer count (counters are kept)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server: Any) -> None:
