@@ -61,7 +61,8 @@ def test_metrics_count_runs_stages_attempts_and_webhook_answers_across_workers(s
     assert got[("pipeline_circuit_breaker_state", (("state", "closed"),))] == 1
     assert got[("pipeline_circuit_breaker_state", (("state", "open"),))] == 0
     assert got[("pipeline_spool_backlog_records", ())] == 0
-    tokens = {t: got[("gen_ai_client_token_usage_tokens_total", (("gen_ai_token_type", t),))] for t in ("input", "output")}
+    tokens = {t: got[("gen_ai_client_token_usage_tokens_total", (("gen_ai_token_type", t),))]
+              for t in ("input", "output")}
     cost = got[("pipeline_llm_cost_usd_total", ())]
     if mode == "FILE_ONLY":
         assert tokens == {"input": 9000, "output": 2500} and cost == pytest.approx(0.0125)
