@@ -12,6 +12,8 @@ from config.errors import ConfigError, Conflict, InvalidInput, NotFound, RunnerE
 from config.log import configure_logging, get_logger
 from config.modes import Mode
 from config.settings import Settings
+from handlers.dashboard import dashboard
+from handlers.dashboard.auth import configure_sessions
 from handlers.health import probe_for
 from handlers.launcher import DispatcherLauncher, RunLauncher
 from handlers.metrics import HostProbes, WebMetrics
@@ -51,7 +53,8 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     probe_for(app, store)
     app.extensions["metrics"] = WebMetrics(query, HostProbes(
         breaker_state=lambda: factory.breaker_state(settings), spool_backlog=lambda: factory.spool_backlog(settings)))
-    for blueprint in (runs, status, health, api, ops):
+    configure_sessions(app, settings.api_token)
+    for blueprint in (runs, status, health, api, ops, dashboard):
         app.register_blueprint(blueprint)
     app.after_request(count_webhook_answer)
     app.register_error_handler(RunnerError, error_response)

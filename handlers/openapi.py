@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+SESSION: list[dict[str, list[str]]] = [{"session": []}]
 RUN_ID = {"name": "run_id", "in": "path", "required": True,
           "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
 
@@ -136,6 +137,35 @@ def paths() -> dict[str, Any]:
         "/metrics": _get("Prometheus text exposition", {"description": "metrics", "content": {
             "text/plain": {"schema": {"type": "string"}}}}, 401, 503),
         "/openapi.json": _get("This document", {"description": "OpenAPI 3.1"}, secured=False),
+        **dashboard_paths(),
+    }
+
+
+def _html(summary: str, *, method: str = "get", params: list[Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": ["dashboard"], "security": SESSION,
+                          "responses": {"200": HTML, "302": {"description": "to the login page, or back"},
+                                        "403": {"description": "CSRF token or Origin refused"}}}
+    if params:
+        op["parameters"] = params
+    if method == "post":
+        op["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": ["csrf_token"], "properties": {"csrf_token": {"type": "string"}}}}}}
+    return {method: op}
+
+
+def dashboard_paths() -> dict[str, Any]:
+    """The operator dashboard: HTML pages behind its own login (a session cookie)."""
+    login = _html("The login form")
+    login.update(_html("Log in with API_TOKEN", method="post"))
+    for op in login.values():
+        op["security"] = []
+    return {
+        "/dashboard": _html("Runs, filters, host panel"),
+        "/dashboard/login": login,
+        "/dashboard/logout": _html("Log out", method="post"),
+        "/dashboard/runs/{run_id}": _html("One run: timeline, error, cost, actions", params=[RUN_ID]),
+        "/dashboard/fragments/runs": _html("The live part of the runs page"),
+        "/dashboard/fragments/runs/{run_id}": _html("The live part of a run's page", params=[RUN_ID]),
     }
 
 
@@ -149,5 +179,7 @@ def document() -> dict[str, Any]:
                                 "Bearer API_TOKEN unless a route says otherwise; see README and docs/frontend.md."},
         "paths": paths(),
         "components": {"schemas": SCHEMAS, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "API_TOKEN"}}},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "API_TOKEN"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "runner_dashboard",
+                        "description": "the dashboard's session, set by POST /dashboard/login"}}},
     }
