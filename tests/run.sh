@@ -11,6 +11,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
+# Page tests drive Debian's chromium through Playwright (never a browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Debian's chromium for the dashboard tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 # The tests talk to a real PostgreSQL; on this kind of machine it is installed but may be stopped.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null; then

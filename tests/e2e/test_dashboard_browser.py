@@ -1,0 +1,94 @@
+"""The dashboard in a real headless Chromium: log in, watch a run complete, cancel one, retry one."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.blobserver import BlobServer, start_blob_server
+from tests.e2e.browser import Shots, chromium
+from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, WebServer, post_run, start_gunicorn
+
+SAMPLE = (Path(__file__).resolve().parents[2] / "data" / "samples" / "convenience-reinvented.md").read_bytes()
+WAIT_MS = 120_000  # a hang guard for a busy machine, not a timing check
+
+
+@pytest.fixture
+def blob() -> Iterator[BlobServer]:
+    server = start_blob_server()
+    server.add_file("report.md", SAMPLE, "text/markdown")
+    yield server
+    server.gate.set()
+    server.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, blob: BlobServer) -> Iterator[WebServer]:
+    web = start_gunicorn(tmp_path, {
+        "WEBHOOK_SECRET": WEBHOOK_SECRET, "API_TOKEN": API_TOKEN, "ENABLE_DATABASE_WRITES": "false",
+        "PIPELINE_ENGINE": "offline", "BLOB_ALLOWED_HOSTS": blob.host, "BLOB_ALLOW_HTTP": "true",
+        "MAX_CONCURRENT_RUNS": "3"})
+    yield web
+    web.stop()
+    pid_file = tmp_path / "outputs" / ".state" / "dispatcher.pid"
+    if pid_file.exists():  # a failed test may leave the host's dispatcher behind
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest) -> Iterator[Page]:
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        yield context.new_page()
+        context.close()
+
+
+def submit(server: WebServer, blob: BlobServer, run_id: str, route: str) -> None:
+    body = {"run_id": run_id, "blob_url": blob.url(route), "company_id": "decathlon", "user_id": "ann"}
+    assert post_run(server, body, msg_id=f"msg_{run_id}").status_code == 202
+
+
+def log_in(page: Page, server: WebServer, shots: Shots) -> None:
+    page.goto(server.url("/dashboard"))
+    expect(page).to_have_url(server.url("/dashboard/login?next=/dashboard"))
+    page.fill("input[name=token]", "not-the-token")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("not the API_TOKEN")
+    shots.take(page, "login-refused")
+    page.fill("input[name=name]", "Ann Operator")
+    page.fill("input[name=token]", API_TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(server.url("/dashboard"))
+    expect(page.locator("header")).to_contain_text("signed in as Ann Operator")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "runner_dashboard")
+    assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
+def test_an_operator_logs_in_and_watches_a_run_complete(page: Page, server: WebServer, blob: BlobServer,
+                                                        request: pytest.FixtureRequest):
+    shots = Shots(request.node.name)
+    log_in(page, server, shots)
+    expect(page.locator("#panel-mode")).to_have_text("FILE_ONLY")
+    expect(page.locator("#panel-breaker")).to_have_text("closed")
+    submit(server, blob, "watched", "/gated/report.md")  # held at the download until the gate opens
+    row = page.locator("tr[data-run=watched]")
+    expect(row.locator(".status")).to_have_text("PROCESSING", timeout=WAIT_MS)  # live refresh, no reload
+    shots.take(page, "run-processing")
+    blob.gate.set()
+    expect(row.locator(".status")).to_have_text("COMPLETED", timeout=WAIT_MS)
+    expect(row).to_contain_text("100 %")
+    shots.take(page, "run-completed")
+    row.locator("a").click()
+    expect(page.locator("#run-status")).to_have_text("COMPLETED")
+    expect(page.locator("#timeline tr.stage-completed")).to_have_count(5)
+    shots.take(page, "run-timeline")
+    page.goto(server.url("/dashboard?status=FAILED"))
+    expect(page.locator("#runs")).to_contain_text("No runs match")
