@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -37,10 +38,8 @@ def server(tmp_path: Path, blob: BlobServer) -> Iterator[WebServer]:
     web.stop()
     pid_file = tmp_path / "outputs" / ".state" / "dispatcher.pid"
     if pid_file.exists():  # a failed test may leave the host's dispatcher behind
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 @pytest.fixture
