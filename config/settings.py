@@ -27,7 +27,7 @@ ENGINES = ("auto", "offline", "openrouter")
 DEFAULT_BLOB_HOSTS = "*.public.blob.vercel-storage.com,*.private.blob.vercel-storage.com"
 SECRET_FIELDS = frozenset(
     {"database_url", "database_url_non_pooling", "webhook_secret", "api_token",
-     "blob_read_write_token", "openrouter_api_key"}
+     "blob_read_write_token", "openrouter_api_key", "callback_url", "callback_secret"}
 )
 
 
@@ -59,6 +59,9 @@ class Settings:
     railway_environment: str | None = None
     volume_mount_path: Path | None = None
     draining_seconds: int = 0
+    callback_url: str | None = None  # CALLBACK_URL: POSTed when a run ends (may carry a token: a secret)
+    callback_secret: str | None = None  # CALLBACK_SECRET; WEBHOOK_SECRET signs callbacks when unset
+    run_retention_days: int | None = None  # RUN_RETENTION_DAYS; unset: runs are kept until pruned by hand
     app_dir: Path = APP_DIR
     extras: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -106,6 +109,11 @@ class Settings:
         mount = self.volume_mount_path.resolve()
         out = self.output_dir.resolve()
         return out == mount or mount in out.parents
+
+    @property
+    def callback_signing_secret(self) -> str | None:
+        """The secret completion callbacks are signed with: CALLBACK_SECRET, else WEBHOOK_SECRET."""
+        return self.callback_secret or self.webhook_secret
 
     def require_runnable(self) -> None:
         """Raise ConfigError if nothing would be saved (mode INVALID)."""
@@ -263,12 +271,20 @@ class _Parser:
             railway_environment=self.raw("RAILWAY_ENVIRONMENT_NAME") or self.raw("RAILWAY_ENVIRONMENT"),
             volume_mount_path=volume_path,
             draining_seconds=self.integer("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", 0, low=0, high=3600),
+            callback_url=self.url("CALLBACK_URL", ("https", "http")),
+            callback_secret=self.raw("CALLBACK_SECRET"),
+            run_retention_days=(self.integer("RUN_RETENTION_DAYS", 0, low=1, high=36500)
+                                if self.raw("RUN_RETENTION_DAYS") else None),
             extras={k: v for k, v in self.env.items() if k.startswith("RAILWAY_")},
         )
         if settings.pipeline_engine == "openrouter" and not settings.openrouter_api_key:
             self.problems.append(
                 "PIPELINE_ENGINE=openrouter needs OPENROUTER_API_KEY: set the key, or use PIPELINE_ENGINE=offline"
             )
+        if settings.callback_url and not settings.callback_signing_secret:
+            self.problems.append("CALLBACK_URL needs a signing secret: set CALLBACK_SECRET or WEBHOOK_SECRET")
+        if settings.callback_url and settings.callback_url.startswith("http:") and not settings.blob_allow_http:
+            self.problems.append("CALLBACK_URL must be https (http only with BLOB_ALLOW_HTTP=true, for local testing)")
         if self.problems:
             raise ConfigError(self.problems)
         return settings

@@ -1,20 +1,16 @@
 """PostgresRunQuery: the RunQuery over the tables of contract §6, through a connection pool.
 
-A ``psycopg_pool.ConnectionPool`` opened on first use (never at import, never before a fork):
-web threads share a few connections instead of one each. Every read is one autocommit
-statement group, bounded by the same timeouts as the writer; driver errors leave only as the
-runner's StoreError tree (``wrap_exceptions``).
+Reads go through a LazyPool (psycopg_pool, opened on first use, never before a fork): web
+threads share a few connections instead of one each; each read is autocommit, bounded by the
+writer's timeouts, and driver errors leave only as the runner's StoreError tree.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg_pool import ConnectionPool
-
-from persistence.pg_errors import wrap_exceptions
+from persistence.pgpool import LazyPool
 from persistence.postgres import DbTimeouts
 from persistence.query import postgres_sql as q
 from persistence.query.ports import (
@@ -38,28 +34,13 @@ class PostgresRunQuery:
     name = "database"
 
     def __init__(self, url: str, timeouts: DbTimeouts | None = None, *, max_connections: int = 4) -> None:
-        self._url = url
-        self._timeouts = timeouts or DbTimeouts()
-        self._max = max_connections
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
+        self._pool = LazyPool(url, name="run-query", timeouts=timeouts, max_size=max_connections)
 
     def __repr__(self) -> str:
         return "PostgresRunQuery()"  # never the URL: it may hold a password
 
-    def _get_pool(self) -> ConnectionPool:
-        with self._lock:
-            if self._pool is None:
-                kwargs = {**self._timeouts.connect_kwargs(), "autocommit": True}
-                self._pool = ConnectionPool(self._url, min_size=0, max_size=self._max, kwargs=kwargs,
-                                            open=False, name="run-query")
-                self._pool.open(wait=False)
-            return self._pool
-
     def _rows(self, action: str, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        with (wrap_exceptions(action, url=self._url, deadline_s=self._timeouts.deadline_s),
-              self._get_pool().connection(timeout=self._timeouts.connect_s) as conn):
-            return conn.execute(sql, params).fetchall()
+        return self._pool.rows(action, sql, params)
 
     def list_runs(self, wanted: RunFilter) -> RunPage:
         """Runs matching ``wanted``, newest first."""
@@ -114,11 +95,7 @@ class PostgresRunQuery:
 
     def close(self) -> None:
         """Close the pool; the next read opens a new one."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
-
+        self._pool.close()
 
 def _summary(row: tuple[Any, ...], timings: tuple[StageTiming, ...] = (), *, detail: bool = False) -> RunSummary:
     (run_id, status, company_id, user_id, document_url, attempt, stage_timings, error_stage, error_code,

@@ -1,0 +1,107 @@
+"""Callback delivery from the outbox: signed, retried with the same webhook-id, sent once, SSRF-checked."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from handlers.callbacks.deliver import RetryPolicy, deliver_due
+from handlers.callbacks.sender import SendPolicy
+from handlers.webhook_signature import verify
+from persistence.factory import build_store
+from persistence.outbox.factory import build_outbox
+from persistence.outbox.ports import CallbackOutbox, Delivery, event_payload, webhook_id_for
+from persistence.records import RunRequest, utcnow
+from tests.callback_receiver import CallbackReceiver, start_callback_receiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+FAST = RetryPolicy(max_attempts=4, first_delay_s=0.05, factor=1.0, max_delay_s=0.05, lease_s=30,
+                   send=SendPolicy(connect_timeout_s=2, read_timeout_s=0.5))
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[CallbackReceiver]:
+    server = start_callback_receiver(request.param)
+    yield server
+    server.close()
+
+
+def settings_for(mode: str, receiver: CallbackReceiver, output_dir: Path, database_url: str, **extra: object) -> Settings:
+    base: dict[str, object] = {"output_dir": output_dir, "webhook_secret": SECRET, "callback_url": receiver.url,
+                               "blob_allow_http": True, "blob_allowed_hosts": (receiver.host,), **extra}
+    if mode == "FILE_ONLY":
+        return Settings(enable_database_writes=False, **base)  # type: ignore[arg-type]
+    return Settings(database_url=database_url, enable_file_fallback=False, **base)  # type: ignore[arg-type]
+
+
+def enqueue_completed(settings: Settings, outbox: CallbackOutbox, run_id: str = "r1") -> Delivery:
+    store = build_store(settings)
+    try:
+        store.create_run(RunRequest(run_id, "decathlon", "u1", "https://x.public.blob.vercel-storage.com/a.pdf"))
+    finally:
+        store.close()
+    payload = event_payload(run_id, "COMPLETED", utcnow(), {"company_id": "decathlon", "user_id": "u1",
+                                                             "error": None, "usage": None})
+    delivery = Delivery(webhook_id_for(run_id, "COMPLETED", 1), run_id, "COMPLETED", payload)
+    assert outbox.enqueue(delivery) is True
+    assert outbox.enqueue(delivery) is False  # the same outcome is one entry
+    return delivery
+
+
+def pump(settings: Settings, outbox: CallbackOutbox, until, policy: RetryPolicy = FAST) -> None:
+    """Run delivery passes until ``until()`` holds (a hang guard of 60 s, not a timing check)."""
+    deadline = time.monotonic() + 60
+    while not until():
+        assert time.monotonic() < deadline, "delivery did not settle"
+        deliver_due(settings, outbox, "test-owner", policy)
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("mode", ["FILE_ONLY", "DATABASE_ONLY"])
+@pytest.mark.parametrize("receiver", [["fail", "timeout", "ok"]], indirect=True)
+def test_a_callback_survives_a_failure_and_a_timeout_and_arrives_once(mode, receiver, output_dir, database_url):
+    settings = settings_for(mode, receiver, output_dir, database_url)
+    outbox = build_outbox(settings)
+    delivery = enqueue_completed(settings, outbox)
+    pump(settings, outbox, lambda: (outbox.get(delivery.webhook_id) or delivery).delivered_at is not None)
+    assert [r.answer for r in receiver.received] == ["fail", "timeout", "ok"]
+    for seen in receiver.received:  # the same id and body every time, each signed validly
+        assert verify(SECRET, seen.headers, seen.body) == delivery.webhook_id
+        assert seen.body == delivery.payload.encode()
+    event = json.loads(receiver.received[0].body)
+    assert event["type"] == "run.completed" and event["data"]["run_id"] == "r1"
+    stored = outbox.get(delivery.webhook_id)
+    assert stored is not None and stored.attempts == 2 and outbox.pending() == 0
+    for _ in range(3):  # nothing is ever sent again for this outcome
+        assert deliver_due(settings, outbox, "test-owner", FAST).as_dict() == {"delivered": 0, "retried": 0,
+                                                                                "given_up": 0}
+    assert len(receiver.received) == 3
+
+
+@pytest.mark.parametrize("receiver", [["fail"]], indirect=True)
+def test_delivery_gives_up_after_its_attempts_and_keeps_the_entry(receiver, output_dir, database_url):
+    settings = settings_for("FILE_ONLY", receiver, output_dir, database_url)
+    outbox = build_outbox(settings)
+    delivery = enqueue_completed(settings, outbox)
+    pump(settings, outbox, lambda: (outbox.get(delivery.webhook_id) or delivery).dead_at is not None)
+    assert len(receiver.received) == FAST.max_attempts
+    stored = outbox.get(delivery.webhook_id)
+    assert stored is not None and "HTTP 500" in (stored.last_error or "") and outbox.pending() == 0
+
+
+@pytest.mark.parametrize("receiver", [["ok"]], indirect=True)
+def test_a_callback_host_that_resolves_internally_is_refused_unless_listed(receiver, output_dir, database_url):
+    # 127.0.0.1 is loopback: without the explicit BLOB_ALLOWED_HOSTS entry the SSRF rules refuse it.
+    settings = settings_for("FILE_ONLY", receiver, output_dir, database_url,
+                            blob_allowed_hosts=("*.public.blob.vercel-storage.com",))
+    outbox = build_outbox(settings)
+    delivery = enqueue_completed(settings, outbox)
+    report = deliver_due(settings, outbox, "test-owner", FAST)
+    assert report.given_up == 1 and receiver.received == []
+    stored = outbox.get(delivery.webhook_id)
+    assert stored is not None and "BLOB_ADDRESS_NOT_ALLOWED" in (stored.last_error or "")
