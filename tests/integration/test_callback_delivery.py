@@ -31,7 +31,8 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[CallbackReceiver]:
     server.close()
 
 
-def settings_for(mode: str, receiver: CallbackReceiver, output_dir: Path, database_url: str, **extra: object) -> Settings:
+def settings_for(mode: str, receiver: CallbackReceiver, output_dir: Path, database_url: str,
+                 **extra: object) -> Settings:
     base: dict[str, object] = {"output_dir": output_dir, "webhook_secret": SECRET, "callback_url": receiver.url,
                                "blob_allow_http": True, "blob_allowed_hosts": (receiver.host,), **extra}
     if mode == "FILE_ONLY":
