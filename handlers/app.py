@@ -12,6 +12,7 @@ from config.errors import ConfigError, Conflict, InvalidInput, NotFound, RunnerE
 from config.log import configure_logging, get_logger
 from config.modes import Mode
 from config.settings import Settings
+from handlers.admin_routes import operations
 from handlers.dashboard import dashboard
 from handlers.dashboard.auth import configure_sessions
 from handlers.health import probe_for
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     app.extensions["metrics"] = WebMetrics(query, HostProbes(
         breaker_state=lambda: factory.breaker_state(settings), spool_backlog=lambda: factory.spool_backlog(settings)))
     configure_sessions(app, settings.api_token)
-    for blueprint in (runs, status, health, api, ops, dashboard):
+    for blueprint in (runs, status, health, api, ops, operations, dashboard):
         app.register_blueprint(blueprint)
     app.after_request(count_webhook_answer)
     app.register_error_handler(RunnerError, error_response)

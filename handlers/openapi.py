@@ -91,6 +91,8 @@ SCHEMAS: dict[str, Any] = {
         "circuit": {"type": "string"}, "spool_backlog": {"type": "integer"}, "schema": {"type": "string"}}},
 }
 
+OPERATOR = {"name": "X-Operator", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 64},
+            "description": "who asks (logged with the action); default 'bearer'"}
 FILTERS = [
     _query("status", "QUEUED, PROCESSING, COMPLETED, FAILED or CANCELLED"),
     _query("company_id", "brand id"), _query("user_id", "who asked for the run"),
@@ -137,7 +139,30 @@ def paths() -> dict[str, Any]:
         "/metrics": _get("Prometheus text exposition", {"description": "metrics", "content": {
             "text/plain": {"schema": {"type": "string"}}}}, 401, 503),
         "/openapi.json": _get("This document", {"description": "OpenAPI 3.1"}, secured=False),
+        **admin_paths(),
         **dashboard_paths(),
+    }
+
+
+def _post(summary: str, ok: dict[str, Any], *errors: int, params: list[Any] | None = None,
+          body: dict[str, Any] | None = None, ok_code: str = "200") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "security": BEARER, "responses": {ok_code: ok, **_errors(*errors)},
+                          "parameters": [OPERATOR, *(params or [])]}
+    if body:
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    return {"post": op}
+
+
+def admin_paths() -> dict[str, Any]:
+    """Operator actions."""
+    action = {"type": "object", "properties": {"action": {"type": "string"}}, "additionalProperties": True}
+    return {
+        "/api/admin/prune": _post(
+            "Delete finished runs older than `days` (default RUN_RETENTION_DAYS)", _json(action, "what was pruned"),
+            400, 401, 503, body={"type": "object", "properties": {
+                "days": {"type": "integer", "minimum": 1}, "dry_run": {"type": "boolean"}}}),
+        "/api/admin/breaker/reset": _post("Close this host's database breaker now", _json(action, "before/after"),
+                                          401, 503),
     }
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from persistence.pg_errors import wrap_exceptions
-from persistence.postgres import DbTimeouts
+from persistence.postgres import DbTimeouts, wrap_exceptions
 
 
 class LazyPool:

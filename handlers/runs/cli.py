@@ -1,8 +1,11 @@
-"""``python -m handlers.runs list|show``: run management from a shell, without SQL.
+"""``python -m handlers.runs COMMAND``: run management from a shell, without SQL.
 
-Reads through the mode's RunQuery (files, PostgreSQL, or both in DUAL_WRITE). Logs go to
-stdout as JSON lines; the LAST stdout line is the JSON summary. Exit 0 success, 1 the work
-failed (an unknown run, the store unavailable), 2 usage or configuration error.
+    list | show                      reads, through the mode's RunQuery
+    prune | reset-breaker            operator actions (handlers.runs.admin)
+
+Logs go to stdout as JSON lines; the LAST stdout line is the JSON summary. Exit 0 success,
+1 the work failed (an unknown run, the store unavailable), 2 usage or configuration error.
+Every action is logged with who asked (``cli:$USER``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from config.errors import ConfigError, InvalidInput, RunnerError
 from config.log import configure_logging, get_logger
 from config.settings import Settings
-from handlers.runs import results
+from handlers.runs import admin, results
 from persistence.query.factory import build_query
 
 log = get_logger("handlers.runs")
@@ -37,6 +40,8 @@ examples:
   python -m handlers.runs list --status FAILED --company-id decathlon --limit 10
   python -m handlers.runs list --since 2026-12-01T00:00:00Z | tail -n 1 | python -m json.tool
   python -m handlers.runs show run_123
+  python -m handlers.runs prune --days 30 --dry-run
+  python -m handlers.runs reset-breaker
 """
 
 
@@ -56,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--cursor", help="next_cursor of the previous page")
     show = commands.add_parser("show", help="one run: attempts, stage timings, error, LLM usage")
     show.add_argument("run_id")
+    prune = commands.add_parser("prune", help="delete finished runs older than N days (default RUN_RETENTION_DAYS)")
+    prune.add_argument("--days", type=int, help="keep runs that ended within this many days (>= 1)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    commands.add_parser("reset-breaker", help="close this host's database breaker now")
     return parser
 
 
@@ -67,6 +76,10 @@ def _filter_args(ns: argparse.Namespace) -> dict[str, str]:
 
 def execute(ns: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Run one read command; the summary body without command/status."""
+    if ns.command == "prune":
+        return admin.prune_runs(settings, asked_by=asked_by(), days=ns.days, dry_run=ns.dry_run)
+    if ns.command == "reset-breaker":
+        return admin.reset_breaker(settings, asked_by=asked_by())
     query = build_query(settings)
     try:
         if ns.command == "list":
