@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from handlers.cron_jobs import deploy_check, migrations, reap, replay, validate
+from handlers.cron_jobs import deploy_check, migrations, prune, reap, replay, validate
 from handlers.cron_jobs.checks import JobContext
 
 
@@ -33,10 +33,13 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("reap", reap.run, 60,
         "requeues PROCESSING runs whose lease lapsed (resumed after their last stage); a run out of "
         "attempts is FAILED (a warning)"),
+    Job("prune", prune.run, 60,
+        "deletes COMPLETED, FAILED and CANCELLED runs (rows, files, callbacks) that ended more than "
+        "RUN_RETENTION_DAYS ago; unset keeps every run"),
     Job("deploy-check", deploy_check.run, 120,
         "GET /health N times: p50/p95 latency, error rate, health body; database connections, migration "
         "status and EXPLAIN ANALYZE of the status query, each against its threshold", needs_url=True),
 )}
 # What `all` runs, in this order: the jobs that need no URL (deploy-check joins when --url is given).
-ALL_JOBS = ("validate", "migrations", "replay", "reap")
+ALL_JOBS = ("validate", "migrations", "replay", "reap", "prune")
 ALL_TIMEOUT_S = 240  # under the 5-minute schedule: Railway skips a tick while the last one still runs

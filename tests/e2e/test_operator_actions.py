@@ -109,3 +109,15 @@ def test_the_breaker_is_reset_from_the_cli_and_over_http(aged_runs, gunicorn_fac
     answer = requests.post(server.url("/api/admin/breaker/reset"), headers={**AUTH, "X-Operator": "bob"}, timeout=30)
     assert answer.status_code == 200 and answer.json()["after"] == "closed" and breaker.state() == "closed"
     assert any(line.get("asked_by") == "api:bob" for line in server.log_lines())
+
+
+def test_the_prune_cron_job_uses_run_retention_days(aged_runs):
+    _, env, _ = aged_runs
+    kept = run_module("handlers.cron", "prune", env=env)
+    assert kept.returncode == 0 and "every run is kept" in kept.stdout
+    assert listed(env) == ["fresh", "old", "old_failed", "waiting"]
+    pruned = run_module("handlers.cron", "prune", env={**env, "RUN_RETENTION_DAYS": "30"})
+    summary = last_json(pruned)
+    assert pruned.returncode == 0 and summary["status"] == "ok", summary
+    assert all(check["value"] == 2 for check in summary["checks"] if check["name"].startswith("pruned"))
+    assert listed(env) == ["fresh", "waiting"]

@@ -314,9 +314,9 @@ def test_a_hung_job_is_killed_at_its_timeout_with_a_clear_message(silent_databas
 def test_all_runs_every_job_without_a_url(database_url, out):
     code, summary, _ = cron("all", output_dir=out, env={"DATABASE_URL": database_url, **SECRETS})
     assert (code, summary["job"], summary["status"]) == (0, "all", "ok"), summary
-    assert [job["job"] for job in summary["jobs"]] == ["validate", "migrations", "replay", "reap"]
+    assert [job["job"] for job in summary["jobs"]] == ["validate", "migrations", "replay", "reap", "prune"]
     assert all(job["status"] == "ok" for job in summary["jobs"])
-    assert [check["name"] for check in summary["checks"]] == ["validate", "migrations", "replay", "reap"]
+    assert [check["name"] for check in summary["checks"]] == ["validate", "migrations", "replay", "reap", "prune"]
 
 
 def test_all_fails_when_one_job_fails(database_url, out):
