@@ -98,15 +98,39 @@ def stop_dispatcher(settings: Settings, *, grace_seconds: float) -> bool:
 
 
 def start_host_services(server: Any) -> None:
-    """gunicorn ``when_ready``: start the host's dispatcher (which recovers orphaned runs first)."""
+    """gunicorn ``when_ready``: start the host's dispatcher (which recovers orphaned runs first),
+    and the callback deliverer when CALLBACK_URL is set."""
     settings = Settings.from_env()
     if settings.mode is Mode.INVALID:
         log.error("dispatcher_not_started", reason="mode INVALID: nothing would be saved")
         return
     ensure_dispatcher(settings, throttle=False)
+    if settings.callback_url:
+        process = subprocess.Popen([sys.executable, "-m", "handlers.callbacks"], cwd=APP_DIR)
+        log.info("callback_deliverer_spawned", pid=process.pid)
 
 
 def stop_host_services(server: Any) -> None:
-    """gunicorn ``on_exit``: drain the dispatcher within RAILWAY_DEPLOYMENT_DRAINING_SECONDS."""
+    """gunicorn ``on_exit``: drain the dispatcher within RAILWAY_DEPLOYMENT_DRAINING_SECONDS,
+    and stop the callback deliverer (what it has not sent stays in the outbox)."""
     settings = Settings.from_env()
     stop_dispatcher(settings, grace_seconds=max(1.0, settings.draining_seconds))
+    stop_callback_deliverer(settings)
+
+
+def stop_callback_deliverer(settings: Settings) -> None:
+    """SIGTERM the host's callback deliverer, if one runs; it finishes its current attempt."""
+    lock_file, pid_file = settings.state_dir / "callbacks.lock", settings.state_dir / "callbacks.pid"
+    if not lock_file.exists():
+        return
+    with open(lock_file, "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held: a deliverer runs, and the pid file names it
+        else:
+            return  # nobody holds it: a leftover pid file must not make us signal a stranger
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return
