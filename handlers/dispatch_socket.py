@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import socket
+import threading
 from pathlib import Path
 
 from config.settings import Settings
@@ -19,7 +21,13 @@ from config.settings import Settings
 
 def socket_address(settings: Settings) -> bytes:
     """The abstract socket name of the dispatcher serving ``settings.output_dir``."""
-    digest = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:20]
+    return _address(settings.state_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def _address(state_dir: Path) -> bytes:
+    # Cached: resolve() is a few system calls, paid once per process instead of per webhook.
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:20]
     return b"\0innovation-runner-dispatch-" + digest.encode()
 
 
@@ -33,20 +41,41 @@ def pid_path(settings: Settings) -> Path:
     return settings.state_dir / "dispatcher.pid"
 
 
+_SENDERS: dict[int, socket.socket] = {}
+_SENDERS_LOCK = threading.Lock()
+
+
+def _sender() -> socket.socket:
+    """This process's datagram socket for notifications (one per process, shared by threads).
+
+    sendto on a datagram socket is atomic, so threads can share it; a forked child gets its own.
+    """
+    pid = os.getpid()
+    sock = _SENDERS.get(pid)
+    if sock is None:
+        with _SENDERS_LOCK:
+            sock = _SENDERS.get(pid)
+            if sock is None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                os.set_inheritable(sock.fileno(), False)
+                _SENDERS.clear()  # a parent's socket, inherited over fork: not ours to use
+                _SENDERS[pid] = sock
+    return sock
+
+
 def notify(settings: Settings, run_id: str) -> bool:
     """Wake the dispatcher for ``run_id``; False when no dispatcher is listening."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        try:
-            sock.sendto(run_id.encode("ascii"), socket_address(settings))
-        except (ConnectionRefusedError, FileNotFoundError):
+    try:
+        _sender().sendto(run_id.encode("ascii"), socket_address(settings))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except BlockingIOError:
+        return True  # its queue is full: it is busy and will poll the store anyway
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
             return False
-        except BlockingIOError:
-            return True  # its queue is full: it is busy and will poll the store anyway
-        except OSError as exc:
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                return False
-            raise
+        raise
     return True
 
 

@@ -68,6 +68,7 @@ class JsonLogger(glogging.Logger):
         """One line per request: method, path (no query string), status, duration, client; no headers."""
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+        extra = environ.get("runner.access_log_fields") or {}  # set by POST /run: run id and outcome
         get_logger("gunicorn.access").info(
             "request",
             method=environ.get("REQUEST_METHOD"),
@@ -76,6 +77,7 @@ class JsonLogger(glogging.Logger):
             duration_ms=round(request_time.total_seconds() * 1000, 1),
             remote_addr=forwarded.split(",", 1)[0].strip() or environ.get("REMOTE_ADDR"),
             bytes=getattr(resp, "sent", None),
+            **extra,
         )
 
 

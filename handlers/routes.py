@@ -29,6 +29,7 @@ runs = Blueprint("runs", __name__)
 status = Blueprint("status", __name__)
 health = Blueprint("health", __name__)
 NO_STORE = {"Cache-Control": "no-store"}
+ACCESS_LOG_FIELDS = "runner.access_log_fields"  # WSGI environ key gunicorn's access logger adds to its line
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,11 @@ def post_run() -> tuple[dict[str, str], int]:
     # Headers is not a typing.Mapping, but offers the case-insensitive .get verify() uses.
     verify(web.settings.webhook_secret, cast("Mapping[str, str]", request.headers), body)
     run = parse_run_request(web.settings, body)
-    created = submit_run(store, web.launcher, run)
+    # Under gunicorn the access line names the run and the outcome: one log line per webhook.
+    under_gunicorn = "gunicorn.socket" in request.environ
+    created = submit_run(store, web.launcher, run, announce=not under_gunicorn)
+    request.environ[ACCESS_LOG_FIELDS] = {"run_id": run.run_id, "company_id": run.company_id,
+                                          "event": "run_accepted" if created else "run_repeated"}
     return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
 
 

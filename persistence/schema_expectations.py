@@ -14,6 +14,7 @@ from collections.abc import Mapping
 PIPELINE_RUN = "PipelineRun"
 STAGE_OUTPUT = "StageOutput"
 OPPORTUNITY_CARD = "OpportunityCard"
+CALLBACK_OUTBOX = "CallbackOutbox"
 MIGRATIONS_TABLE = "runner_schema_migrations"
 
 EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
@@ -30,6 +31,10 @@ EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
     }),
     OPPORTUNITY_CARD: frozenset({
         "id", "runId", "number", "title", "content", "attempt", "createdAt", "updatedAt",
+    }),
+    CALLBACK_OUTBOX: frozenset({
+        "webhookId", "runId", "outcome", "payload", "attempts", "nextAttemptAt", "leaseOwner",
+        "leaseExpiresAt", "lastError", "deliveredAt", "deadAt", "createdAt",
     }),
     MIGRATIONS_TABLE: frozenset({"version", "name", "checksum", "applied_at", "duration_ms"}),
 }

@@ -7,7 +7,6 @@ A profile is checked completely before use, and every problem in a file is repor
 from __future__ import annotations
 
 import functools
-
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,9 +50,18 @@ class BrandProfile:
 
 def list_brand_ids(brands_dir: Path) -> list[str]:
     """Sorted ids of the profiles in ``brands_dir`` (the stems of its ``*.yaml`` files)."""
-    if not brands_dir.is_dir():
+    try:
+        # One stat per call instead of a glob: every webhook checks its company_id here. A file
+        # added, removed or renamed changes the folder's mtime, which lists the folder again.
+        version = brands_dir.stat().st_mtime_ns
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(path.stem for path in brands_dir.glob("*.yaml") if path.is_file())
+    return list(_brand_ids(brands_dir, version))
+
+
+@functools.lru_cache(maxsize=8)
+def _brand_ids(brands_dir: Path, mtime_ns: int) -> tuple[str, ...]:
+    return tuple(sorted(path.stem for path in brands_dir.glob("*.yaml") if path.is_file()))
 
 
 def load_brand(brands_dir: Path, brand_id: str) -> BrandProfile:

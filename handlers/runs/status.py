@@ -16,15 +16,17 @@ from persistence.records import STAGE_NUMBERS, RunRequest, RunState, RunStatus, 
 log = get_logger(__name__)
 
 
-def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest) -> bool:
+def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest, *, announce: bool = True) -> bool:
     """Record ``request`` (QUEUED), then notify the launcher. True if new, False for a repeat.
 
     The run is durable before anyone is told: a launcher that fails to start it leaves a QUEUED
     run that recovery picks up, so the sender still gets its 202/200. Conflict propagates (409).
+    ``announce=False``: the caller logs the outcome itself (gunicorn's access line carries it).
     """
     created = store.create_run(request)
-    log.info("run_accepted" if created else "run_repeated", run_id=request.run_id,
-             company_id=request.company_id)
+    if announce:
+        log.info("run_accepted" if created else "run_repeated", run_id=request.run_id,
+                 company_id=request.company_id)
     try:
         launcher.notify(request.run_id)
     except (RunnerError, OSError) as exc:

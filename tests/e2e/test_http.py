@@ -38,7 +38,8 @@ def test_a_signed_run_is_accepted_then_visible_in_the_status_api(web: WebServer)
     status = requests.get(web.url(f"/api/pipeline/{run_id}/status"), headers=AUTH, timeout=5)
     assert status.status_code == 200
     body = status.json()
-    assert set(body) == {"run_id", "status", "current_stage", "stages", "error", "source"}
+    assert set(body) == {"run_id", "status", "current_stage", "last_completed_stage", "progress", "stages", "error",
+                         "usage", "source"}
     # Recorded before the answer; the dispatcher may already be running it (its blob host is
     # unreachable here, so it ends FAILED at stage 1: test_dispatch.py covers real completions).
     assert body["run_id"] == run_id and body["source"] == "files"
