@@ -35,9 +35,11 @@ from config.log import configure_logging, get_logger
 from config.paths import RUN_ID_PATTERN
 from config.settings import Settings
 from handlers import dispatch_socket
+from handlers.child_stopper import ChildStopper
 from handlers.recovery import ReapReport, describe_exit, reap, recover_run
 from persistence import atomic
 from persistence.queue import Claim
+from persistence.records import RunStatus
 
 log = get_logger(__name__)
 
@@ -82,6 +84,7 @@ class Dispatcher:
         self.identity = state_identity(settings)
         self.owner = f"{self.identity}/{os.getpid()}-{int(time.time() * 1000)}"
         self.children: dict[int, Child] = {}
+        self.stopper = ChildStopper()  # cancelled or superseded runs: SIGTERM, then SIGKILL after a grace
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
@@ -128,8 +131,10 @@ class Dispatcher:
             else:
                 self._drain_wakeups()
         self._collect_children()
+        self.stopper.enforce()
         if self.stopping:
             return
+        self._stop_cancelled(wanted)
         now = time.monotonic()
         if now - self.last_heartbeat >= max(1.0, self.settings.run_lease_seconds / 3):
             self._heartbeat()
@@ -189,9 +194,25 @@ class Dispatcher:
                 log.error("lease_renew_failed", run_id=claim.run_id, error=str(exc))
                 continue
             if not held:
-                # Someone else took the run (our lease lapsed): stop ours, fencing refuses its writes anyway.
+                # Cancelled, or someone else took the run (our lease lapsed): stop ours; fencing
+                # refuses its writes anyway, and the kill after the grace frees the slot.
                 log.warning("lease_lost", run_id=claim.run_id, attempt=claim.attempt, pid=pid)
-                os.kill(pid, signal.SIGTERM)
+                self.stopper.stop(pid, claim.run_id, "lease lost (cancelled or taken over)")
+
+    def _stop_cancelled(self, notified: list[str]) -> None:
+        """A notification for a run we are running means it may have been cancelled: check now."""
+        running = {c.claim.run_id: (pid, c.claim) for pid, c in self.children.items()}
+        for run_id in dict.fromkeys(notified):
+            if run_id not in running:
+                continue
+            pid, claim = running[run_id]
+            try:
+                state = self.store.get_run(run_id)
+            except (RunnerError, OSError) as exc:
+                log.error("cancel_check_failed", run_id=run_id, error=str(exc))
+                continue
+            if state is None or state.status is not RunStatus.PROCESSING or state.attempt != claim.attempt:
+                self.stopper.stop(pid, run_id, f"run is {state.status if state else 'gone'}")
 
     def _recover(self, *, startup: bool) -> ReapReport | None:
         def dead_owner(owner: str | None) -> bool:
@@ -246,15 +267,16 @@ class Dispatcher:
                 return
             child = self.children.pop(pid, None)
             if child is not None:
-                self._after_exit(child, status)
+                self._after_exit(pid, child, status)
 
-    def _after_exit(self, child: Child, status: int) -> None:
+    def _after_exit(self, pid: int, child: Child, status: int) -> None:
         claim = child.claim
         code = os.waitstatus_to_exitcode(status)
+        stopped_because = self.stopper.forget(pid)
         log.info("run_process_exited", run_id=claim.run_id, attempt=claim.attempt, exit_code=code,
-                 seconds=round(time.monotonic() - child.started, 3))
-        if code in (0, EXIT_SUPERSEDED):
-            return
+                 seconds=round(time.monotonic() - child.started, 3), stopped_because=stopped_because)
+        if code in (0, EXIT_SUPERSEDED) or stopped_because is not None:
+            return  # stopped on purpose: the run already moved on (cancelled, or another attempt owns it)
         try:
             if code == EXIT_INTERRUPTED:
                 if self.store.requeue(claim.run_id, claim.attempt, "interrupted by shutdown"):
