@@ -25,6 +25,7 @@ from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
 from persistence import factory
 from persistence.factory import build_store
+from persistence.outbox.factory import build_outbox
 from persistence.ports import RunStore
 from persistence.query.factory import build_query
 
@@ -52,8 +53,10 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     launcher = launcher or DispatcherLauncher(settings)
     app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, query=query)
     probe_for(app, store)
+    outbox = build_outbox(settings) if settings.callback_url and settings.mode is not Mode.INVALID else None
     app.extensions["metrics"] = WebMetrics(query, HostProbes(
-        breaker_state=lambda: factory.breaker_state(settings), spool_backlog=lambda: factory.spool_backlog(settings)))
+        breaker_state=lambda: factory.breaker_state(settings), spool_backlog=lambda: factory.spool_backlog(settings),
+        callbacks_pending=outbox.pending if outbox is not None else None))
     configure_sessions(app, settings.api_token)
     for blueprint in (runs, status, health, api, ops, operations, dashboard):
         app.register_blueprint(blueprint)

@@ -48,6 +48,7 @@ class HostProbes:
 
     breaker_state: Callable[[], str]
     spool_backlog: Callable[[], int]
+    callbacks_pending: Callable[[], int] | None = None  # None: CALLBACK_URL is not set
 
 
 class RunCollector(Collector):
@@ -107,6 +108,14 @@ class RunCollector(Collector):
         yield breaker
         yield GaugeMetricFamily("pipeline_spool_backlog_records", "Writes waiting in the spool for PostgreSQL",
                                 value=self.probes.spool_backlog())
+        if self.probes.callbacks_pending is not None:
+            try:
+                pending = self.probes.callbacks_pending()
+            except StoreError as exc:
+                log.warning("metrics_outbox_unavailable", code=exc.code, reason=str(exc))
+            else:
+                yield GaugeMetricFamily("pipeline_callbacks_pending", "Completion callbacks not yet delivered",
+                                        value=pending)
 
 
 class WebMetrics:
