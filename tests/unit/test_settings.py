@@ -194,3 +194,19 @@ def test_settings_are_frozen():
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_callback_and_retention_variables_are_read_and_checked():
+    settings = Settings.from_env({"CALLBACK_URL": "https://app.example.com/api/runner-callback",
+                                  "WEBHOOK_SECRET": "whsec_abc", "RUN_RETENTION_DAYS": "30"})
+    assert settings.callback_url == "https://app.example.com/api/runner-callback"
+    assert settings.callback_signing_secret == "whsec_abc" and settings.run_retention_days == 30
+    assert Settings.from_env({"CALLBACK_SECRET": "whsec_cb", "WEBHOOK_SECRET": "whsec_abc"}).callback_signing_secret \
+        == "whsec_cb"
+    assert Settings.from_env({}).run_retention_days is None
+    assert Settings.from_env({}).public_summary()["callback_url"] == "unset"  # it may carry a token
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"CALLBACK_URL": "http://app.example.com/cb", "RUN_RETENTION_DAYS": "0"})
+    problems = str(caught.value)
+    assert "CALLBACK_URL must be https" in problems and "CALLBACK_SECRET or WEBHOOK_SECRET" in problems
+    assert "RUN_RETENTION_DAYS" in problems
