@@ -24,9 +24,9 @@ from handlers.results_routes import api
 from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
 from persistence import factory
-from persistence.factory import build_store
+from persistence.factory import build_persistence
 from persistence.outbox.factory import build_outbox
-from persistence.ports import RunStore
+from persistence.ports import Pingable, RunStore
 from persistence.query.factory import build_query
 
 log = get_logger(__name__)
@@ -42,8 +42,10 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     """Build the Flask app; settings from the environment and the mode's store unless given."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    database: Pingable | None = None
     if store is None and settings.mode is not Mode.INVALID:
-        store = build_store(settings, connection_per_thread=True)  # gthread: one connection per thread
+        persistence = build_persistence(settings, connection_per_thread=True)  # gthread: a connection per thread
+        store, database = persistence.store, persistence.database
     query = build_query(settings) if settings.mode is not Mode.INVALID else None
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -51,8 +53,9 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     # Werkzeug would answer '//' in a path with an HTML 308 redirect; every answer here is JSON.
     app.url_map.merge_slashes = False
     launcher = launcher or DispatcherLauncher(settings)
-    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, query=query)
-    probe_for(app, store)
+    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, database=database,
+                                           query=query)
+    probe_for(app, database)
     outbox = build_outbox(settings) if settings.callback_url and settings.mode is not Mode.INVALID else None
     app.extensions["metrics"] = WebMetrics(query, HostProbes(
         breaker_state=lambda: factory.breaker_state(settings), spool_backlog=lambda: factory.spool_backlog(settings),
@@ -63,7 +66,7 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     app.after_request(count_webhook_answer)
     app.register_error_handler(RunnerError, error_response)
     app.register_error_handler(HTTPException, error_response)
-    log.info("web_app_ready", mode=str(settings.mode), store=getattr(store, "name", None),
+    log.info("web_app_ready", mode=str(settings.mode), store=store.name if store is not None else None,
              webhook_secret="set" if settings.webhook_secret else "unset",
              api_token="set" if settings.api_token else "unset", environment=settings.railway_environment)
     return app

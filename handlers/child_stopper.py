@@ -8,6 +8,7 @@ before stays saved; writes of the stopped attempt are refused by attempt fencing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -42,10 +43,8 @@ class ChildStopper:
         for pid, (deadline, reason) in list(self._stopping.items()):
             if now >= deadline:
                 log.warning("run_process_killed", pid=pid, reason=reason, grace_s=self.grace_s)
-                try:
+                with contextlib.suppress(ProcessLookupError):  # it may have exited on its own just now
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass  # exited on its own just now
                 self._stopping[pid] = (float("inf"), reason)  # never twice
 
     def forget(self, pid: int) -> str | None:

@@ -21,7 +21,7 @@ from handlers.payload import parse_run_request
 from handlers.runs import run_status, submit_run
 from handlers.webhook_signature import verify
 from persistence import factory
-from persistence.ports import RunStore
+from persistence.ports import Pingable, RunStore
 from persistence.query.ports import RunQuery
 
 log = get_logger(__name__)
@@ -39,6 +39,7 @@ class WebServices:
     settings: Settings
     store: RunStore | None
     launcher: RunLauncher
+    database: Pingable | None = None  # what /health probes (None: no database, or a store given by a test)
     query: RunQuery | None = None  # the read side (persistence.query); None in INVALID mode
 
     def writable_store(self) -> RunStore:
@@ -51,7 +52,8 @@ class WebServices:
 
 def services() -> WebServices:
     """The current app's services."""
-    return cast(WebServices, current_app.extensions["runner"])
+    services: WebServices = current_app.extensions["runner"]
+    return services
 
 
 @runs.post("/run")
@@ -124,7 +126,7 @@ def usage_of(query: RunQuery | None, run_id: str) -> dict[str, Any] | None:
 def get_health() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Whether this process can record runs now (contract §5)."""
     web = services()
-    probe = probe_for(current_app._get_current_object(), web.store)  # type: ignore[attr-defined]
+    probe = probe_for(current_app._get_current_object(), web.database)  # type: ignore[attr-defined]
     report = check_health(web.settings, probe, breaker_state=factory.breaker_state,
                           spool_backlog=factory.spool_backlog)
     return report.body, report.http_status, NO_STORE

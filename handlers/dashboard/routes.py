@@ -57,7 +57,7 @@ def reader(web: WebServices) -> RunQuery:
 
 def panel(web: WebServices) -> dict[str, Any]:
     """Mode, breaker, spool backlog, schema state and queue depth for the host panel."""
-    probe = probe_for(current_app._get_current_object(), web.store)  # type: ignore[attr-defined]
+    probe = probe_for(current_app._get_current_object(), web.database)  # type: ignore[attr-defined]
     body = check_health(web.settings, probe, breaker_state=factory.breaker_state,
                         spool_backlog=factory.spool_backlog).body
     try:

@@ -7,6 +7,6 @@
 ``from handlers.runs import run_status, submit_run`` keeps working as before the split.
 """
 
-from handlers.runs.status import run_status, source_of, submit_run
+from handlers.runs.status import run_status, submit_run
 
-__all__ = ["run_status", "source_of", "submit_run"]
+__all__ = ["run_status", "submit_run"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from config.errors import NotFound, RunnerError
 from config.log import get_logger
 from handlers.launcher import RunLauncher
+from persistence.commands import CreateRun
 from persistence.ports import RunStore
 from persistence.query.ports import progress, running_stage
 from persistence.records import STAGE_NUMBERS, RunRequest, RunState, RunStatus, StageState
@@ -23,7 +24,7 @@ def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest, *, a
     run that recovery picks up, so the sender still gets its 202/200. Conflict propagates (409).
     ``announce=False``: the caller logs the outcome itself (gunicorn's access line carries it).
     """
-    created = store.create_run(request)
+    created = store.apply(CreateRun(request))
     if announce:
         log.info("run_accepted" if created else "run_repeated", run_id=request.run_id,
                  company_id=request.company_id)
@@ -49,28 +50,14 @@ def _stage_status(state: RunState, number: int, stage: StageState) -> str:
     return "pending"
 
 
-def source_of(store: RunReader) -> str:
-    """Where the store's last read came from, as contract §5 names it: 'database' or 'files'."""
-    source = getattr(store, "last_source", None) or getattr(store, "name", "files")
-    return "database" if source in ("database", "postgres", "postgresql") else "files"
-
-
-class RunReader(Protocol):
-    """What the status body needs of a store: its name and ``get_run`` (every RunStore has both)."""
-
-    name: str
-
-    def get_run(self, run_id: str) -> RunState | None:
-        """The run's state, or None."""
-
-
-def run_status(store: RunReader, run_id: str, usage: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_status(store: RunStore, run_id: str, usage: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The contract §5 status body of ``run_id`` with §10's progress and usage; NotFound when unknown.
 
     ``current_stage`` is the stage running now (None unless PROCESSING); ``last_completed_stage``
     keeps the meaning current_stage had before (the last stage finished).
     """
-    state = store.get_run(run_id)
+    read = store.read_run(run_id)  # the state and where it came from, in one answer (no shared field)
+    state = read.state
     if state is None:
         raise NotFound(f"no run {run_id!r}: check the run id", code="RUN_NOT_FOUND")
     stages = {}
@@ -87,5 +74,5 @@ def run_status(store: RunReader, run_id: str, usage: Mapping[str, Any] | None = 
         "stages": stages,
         "error": state.error.as_dict() if state.error else None,
         "usage": dict(usage) if usage else None,
-        "source": source_of(store),
+        "source": read.source,
     }
