@@ -1,4 +1,4 @@
-"""Operator actions over HTTP (bearer API_TOKEN): prune, breaker reset.
+"""Operator actions over HTTP (bearer API_TOKEN): retry, cancel, prune, breaker reset, dead letters.
 
 Who asked is ``api:<X-Operator header>`` (or ``api:bearer``): the token is shared, the header
 names the person or the automation, and every action logs it.
@@ -11,8 +11,10 @@ from typing import Any
 from flask import Blueprint, request
 
 from config.errors import InvalidInput
+from config.paths import check_run_id
+from handlers import dispatch_socket
 from handlers.routes import NO_STORE, require_bearer, services
-from handlers.runs import admin
+from handlers.runs import actions, admin
 
 operations = Blueprint("operations", __name__)
 MAX_OPERATOR = 64
@@ -58,3 +60,32 @@ def post_breaker_reset() -> tuple[dict[str, Any], int, dict[str, str]]:
     web = services()
     require_bearer(web.settings.api_token)
     return admin.reset_breaker(web.settings, asked_by=api_caller()), 200, NO_STORE
+
+
+@operations.post("/api/pipeline/<run_id>/retry")
+def post_retry(run_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Queue a FAILED run again: 202 {"run_id", "status": "QUEUED"}; 409 for any other status."""
+    web = services()
+    require_bearer(web.settings.api_token)
+    return actions.retry_run(web.writable_store(), web.launcher.notify, run_id, asked_by=api_caller()), 202, NO_STORE
+
+
+@operations.post("/api/pipeline/<run_id>/cancel")
+def post_cancel(run_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Cancel a QUEUED or PROCESSING run: 202 {"run_id", "status": "CANCELLED"}; 409 otherwise."""
+    web = services()
+    require_bearer(web.settings.api_token)
+    settings = web.settings
+    return actions.cancel_run(web.writable_store(), lambda rid: dispatch_socket.notify(settings, rid), run_id,
+                              asked_by=api_caller()), 202, NO_STORE
+
+
+@operations.post("/api/admin/dead-letters/requeue")
+def post_requeue_dead_letters() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Move the spool's dead letters (``run_id`` in the body: only that run's) back to be replayed."""
+    web = services()
+    require_bearer(web.settings.api_token)
+    run_id = _json_body().get("run_id")
+    if run_id is not None:
+        check_run_id(run_id)
+    return admin.requeue_dead_letters(web.settings, asked_by=api_caller(), run_id=run_id), 200, NO_STORE

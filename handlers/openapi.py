@@ -163,6 +163,15 @@ def admin_paths() -> dict[str, Any]:
                 "days": {"type": "integer", "minimum": 1}, "dry_run": {"type": "boolean"}}}),
         "/api/admin/breaker/reset": _post("Close this host's database breaker now", _json(action, "before/after"),
                                           401, 503),
+        "/api/admin/dead-letters/requeue": _post(
+            "Move the spool's dead letters back to be replayed", _json(action, "what was revived"), 400, 401, 503,
+            body={"type": "object", "properties": {"run_id": RUN_ID["schema"]}}),
+        "/api/pipeline/{run_id}/retry": _post("Queue a FAILED run again (resumes after its last finished stage)",
+                                              _json(_ref("Accepted"), "queued"), 401, 404, 409, 503,
+                                              params=[RUN_ID], ok_code="202"),
+        "/api/pipeline/{run_id}/cancel": _post("Cancel a QUEUED or PROCESSING run (finished stages kept)",
+                                               _json(_ref("Accepted"), "cancelled"), 401, 404, 409, 503,
+                                               params=[RUN_ID], ok_code="202"),
     }
 
 
@@ -191,6 +200,8 @@ def dashboard_paths() -> dict[str, Any]:
         "/dashboard/runs/{run_id}": _html("One run: timeline, error, cost, actions", params=[RUN_ID]),
         "/dashboard/fragments/runs": _html("The live part of the runs page"),
         "/dashboard/fragments/runs/{run_id}": _html("The live part of a run's page", params=[RUN_ID]),
+        "/dashboard/runs/{run_id}/retry": _html("Retry a FAILED run", method="post", params=[RUN_ID]),
+        "/dashboard/runs/{run_id}/cancel": _html("Cancel a QUEUED or PROCESSING run", method="post", params=[RUN_ID]),
     }
 
 

@@ -100,9 +100,54 @@ class FailRun:
         return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "error": self.error.as_dict()}
 
 
-Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun
+@dataclass(frozen=True)
+class CancelRun:
+    """Stop a QUEUED or PROCESSING run for good: CANCELLED, finished stages kept.
 
-KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind)
+    ``attempt`` is the attempt the operator saw; the run moves past it (and past any newer one)
+    so every later write of a process still running it is refused as superseded. A run in any
+    other status is left alone (applying returns False), so repeating the command is harmless.
+    """
+
+    run_id: str
+    attempt: int
+    stage: int | None  # the stage running when asked, for the run's error
+    requested_by: str
+    kind: ClassVar[str] = "cancel_run"
+
+    @property
+    def error(self) -> RunErrorInfo:
+        """The run's error once cancelled (code CANCELLED, contract §10)."""
+        return RunErrorInfo(self.stage, "CANCELLED", f"cancelled by {self.requested_by}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as plain JSON values."""
+        return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "stage": self.stage,
+                "requested_by": self.requested_by}
+
+
+@dataclass(frozen=True)
+class RetryRun:
+    """Put a FAILED run back in the queue; its next attempt resumes after its last finished stage.
+
+    Applies only while the run is still FAILED under ``attempt`` (returns False otherwise).
+    """
+
+    run_id: str
+    attempt: int
+    requested_by: str
+    kind: ClassVar[str] = "retry_run"
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as plain JSON values."""
+        return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt,
+                "requested_by": self.requested_by}
+
+
+Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun | CancelRun | RetryRun
+
+KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind, CancelRun.kind,
+         RetryRun.kind)
 
 
 def command_from_json(data: Mapping[str, Any]) -> Command:
@@ -124,4 +169,9 @@ def command_from_json(data: Mapping[str, Any]) -> Command:
                                                         cards=tuple(OpportunityCard(**c) for c in rep["cards"])))
     if kind == FailRun.kind:
         return FailRun(run_id, attempt, RunErrorInfo(**data["error"]))
+    if kind == CancelRun.kind:
+        stage = data.get("stage")
+        return CancelRun(run_id, attempt, int(stage) if stage is not None else None, str(data["requested_by"]))
+    if kind == RetryRun.kind:
+        return RetryRun(run_id, attempt, str(data["requested_by"]))
     raise ValueError(f"unknown write command kind {kind!r}; known: {', '.join(KINDS)}")

@@ -16,6 +16,7 @@ from config.modes import Mode
 from config.settings import Settings
 from persistence.breaker import BreakerPolicy, CircuitBreaker
 from persistence.files import FileStore
+from persistence.outbox.factory import outbox_dir
 from persistence.ports import Pingable, QueuedStore, Replayable
 from persistence.resilient import ResilientStore
 from persistence.retry import RetryPolicy
@@ -46,7 +47,8 @@ def build_resilient(
 
     if not settings.database_url:
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
-    database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), per_thread=connection_per_thread)
+    database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), per_thread=connection_per_thread,
+                             callbacks=bool(settings.callback_url))
     files = FileStore(settings.output_dir) if settings.mode is Mode.DUAL_WRITE else None
     # The web process (connection_per_thread) never replays inside a request: its dispatcher
     # drains the host's spool every 30 s, run processes drain their own runs.
@@ -79,7 +81,8 @@ def build_persistence(
     """
     settings.require_runnable()
     if settings.mode is Mode.FILE_ONLY:
-        return Persistence(FileStore(settings.output_dir), None, None)
+        outbox = outbox_dir(settings) if settings.callback_url else None
+        return Persistence(FileStore(settings.output_dir, outbox), None, None)
     store = build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
                             retry_policy=retry_policy, connection_per_thread=connection_per_thread)
     return Persistence(store, store, store.database)

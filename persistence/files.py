@@ -22,7 +22,17 @@ from typing import Any
 from config.errors import Conflict, Superseded
 from config.paths import RUN_ID_PATTERN, check_run_id, inside
 from persistence import atomic
-from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import (
+    CancelRun,
+    Command,
+    CompleteRun,
+    CreateRun,
+    FailRun,
+    RetryRun,
+    SaveStage,
+    StartAttempt,
+)
+from persistence.outbox.ports import CallbackOutbox, delivery_for
 from persistence.ports import CommandVerbs, SourcedRun
 from persistence.queue import Claim, Lease
 from persistence.records import (
@@ -58,8 +68,10 @@ class FileStore(CommandVerbs):
 
     name = "files"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, outbox: CallbackOutbox | None = None) -> None:
         self.root = root
+        # Where a finished run's completion callback is queued (FILE_ONLY with CALLBACK_URL only).
+        self.outbox = outbox
 
     def run_dir(self, run_id: str) -> Path:
         """The run's folder, refusing ids that would escape OUTPUT_DIR."""
@@ -111,6 +123,10 @@ class FileStore(CommandVerbs):
                 self._complete(run_id, attempt, report)
             case FailRun(run_id=run_id, attempt=attempt, error=error):
                 self._fail(run_id, attempt, error)
+            case CancelRun():
+                return self._cancel(command)
+            case RetryRun():
+                return self._retry(command)
         return False
 
     def _create(self, request: RunRequest) -> bool:
@@ -194,6 +210,7 @@ class FileStore(CommandVerbs):
             doc["lease"] = None
             self._write(folder, doc, RunStatus.COMPLETED)
             self._unmark(LEASE_DIR, run_id)
+            self._announce(doc)
 
     def _fail(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
         """Mark the run FAILED with its stage, code and message."""
@@ -205,6 +222,47 @@ class FileStore(CommandVerbs):
             self._write(folder, doc, RunStatus.FAILED)
             self._unmark(LEASE_DIR, run_id)
             self._unmark(QUEUE_DIR, run_id)
+            self._announce(doc)
+
+    def _cancel(self, command: CancelRun) -> bool:
+        """CANCELLED, past every attempt so far (a running process's writes are refused); True if it was live."""
+        with self._locked(command.run_id) as folder:
+            doc = self._read(folder)
+            if doc is None:
+                raise Superseded(f"run {command.run_id} has no run.json in {folder}: it was never created here")
+            if doc["status"] not in (RunStatus.QUEUED, RunStatus.PROCESSING):
+                return False
+            doc["attempt"] = max(doc["attempt"], command.attempt) + 1
+            doc["error"] = command.error.as_dict()
+            doc["completed_at"] = utcnow().isoformat()
+            doc["lease"] = None
+            self._write(folder, doc, RunStatus.CANCELLED)
+            self._unmark(QUEUE_DIR, command.run_id)
+            self._unmark(LEASE_DIR, command.run_id)
+            self._announce(doc)
+            return True
+
+    def _retry(self, command: RetryRun) -> bool:
+        """Back to QUEUED while still FAILED under ``command.attempt``; True if it was."""
+        with self._locked(command.run_id) as folder:
+            doc = self._read(folder)
+            if doc is None:
+                raise Superseded(f"run {command.run_id} has no run.json in {folder}: it was never created here")
+            if doc["status"] != RunStatus.FAILED or doc["attempt"] != command.attempt:
+                return False
+            doc["error"] = None
+            doc["completed_at"] = None
+            doc["lease"] = None
+            self._mark(QUEUE_DIR, command.run_id)
+            self._write(folder, doc, RunStatus.QUEUED)
+            return True
+
+    def _announce(self, doc: dict[str, Any]) -> None:
+        """Queue the completion callback of a run that just ended (same id for the same outcome)."""
+        if self.outbox is not None:
+            self.outbox.enqueue(delivery_for(doc["run_id"], doc["status"], doc["attempt"], {
+                "company_id": doc["request"]["company_id"], "user_id": doc["request"]["user_id"],
+                "error": doc.get("error"), "usage": doc.get("usage")}))
 
     # -- the queue (persistence.queue.RunQueue) ---------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from config.errors import Conflict, StoreError, StoreUnavailable
 from config.log import get_logger
 from persistence.breaker import CLOSED, CircuitBreaker, CircuitOpen
-from persistence.commands import Command, CreateRun
+from persistence.commands import CancelRun, Command, CreateRun, RetryRun
 from persistence.files import FileStore
 from persistence.ports import CommandVerbs, Pingable, QueuedStore, ReplayTarget, SourcedRun
 from persistence.queue import Claim, Lease
@@ -105,9 +105,11 @@ class ResilientStore(CommandVerbs):
         """Apply one write: the file mirror (DUAL_WRITE), then the database or the spool."""
         if isinstance(command, CreateRun):
             return self._create(command)
-        if self.files is not None:
-            self.files.apply(command)
-        self._record(command)
+        mirrored = self.files.apply(command) if self.files is not None else None
+        recorded = self._record(command)
+        if isinstance(command, CancelRun | RetryRun):
+            # Did it take? The database's answer; journalled (None): the mirror's, or yes (replay applies it).
+            return bool(recorded) if recorded is not None else (mirrored if mirrored is not None else True)
         return False
 
     def _create(self, command: CreateRun) -> bool:

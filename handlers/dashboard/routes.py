@@ -9,12 +9,13 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import Unauthorized
 
-from config.errors import NotFound, RunnerError, StoreError
+from config.errors import Conflict, NotFound, RunnerError, StoreError
 from config.log import get_logger
+from handlers import dispatch_socket
 from handlers.dashboard import auth
 from handlers.health import check_health, probe_for
 from handlers.routes import WebServices, services
-from handlers.runs import results
+from handlers.runs import actions, results
 from persistence import factory
 from persistence.query.ports import RunQuery
 from persistence.records import STAGE_NAMES, STAGE_NUMBERS, RunStatus
@@ -169,3 +170,35 @@ def run_page(run_id: str) -> Response:
 def run_fragment(run_id: str) -> Response:
     """The run's live part."""
     return page("dashboard/_run_live.html", **_run_context(run_id))
+
+
+@dashboard.post("/dashboard/runs/<run_id>/retry")
+@logged_in
+def retry(run_id: str) -> Response:
+    """Retry from the run's page; back to it with a notice (or the reason it was refused)."""
+    auth.check_csrf()
+    web = services()
+    return _act(run_id, lambda: actions.retry_run(web.writable_store(), web.launcher.notify, run_id,
+                                                  asked_by=f"dashboard:{auth.operator()}"), "Retry queued.")
+
+
+@dashboard.post("/dashboard/runs/<run_id>/cancel")
+@logged_in
+def cancel(run_id: str) -> Response:
+    """Cancel from the run's page."""
+    auth.check_csrf()
+    web = services()
+    settings = web.settings
+    return _act(run_id, lambda: actions.cancel_run(web.writable_store(),
+                                                   lambda rid: dispatch_socket.notify(settings, rid), run_id,
+                                                   asked_by=f"dashboard:{auth.operator()}"), "Run cancelled.")
+
+
+def _act(run_id: str, action: Callable[[], object], done: str) -> Response:
+    try:
+        action()
+        notice = done
+    except Conflict as exc:
+        notice = f"Refused: {exc.message}"
+    # Post/redirect/get: a reload never repeats the action.
+    return cast(Response, redirect(url_for("dashboard.run_page", run_id=run_id, notice=notice)))

@@ -1,4 +1,4 @@
-"""Operator actions that are not about one run's state: prune old runs, reset the breaker.
+"""Operator actions that are not about one run's state: prune, breaker reset, dead letters.
 
 Each takes ``asked_by`` (``cli:<user>``, ``api:<name>``, ``dashboard:<name>``), logs one
 ``operator_action`` line naming it, and returns the JSON body the CLI prints and the API sends.
@@ -15,6 +15,7 @@ from config.settings import Settings
 from persistence.factory import build_breaker
 from persistence.records import utcnow
 from persistence.retention.factory import build_pruners
+from persistence.spool import Spool
 
 log = get_logger(__name__)
 
@@ -48,3 +49,21 @@ def reset_breaker(settings: Settings, *, asked_by: str) -> dict[str, Any]:
     after = breaker.state()
     log.info("operator_action", action="reset_breaker", asked_by=asked_by, before=before, after=after)
     return {"action": "reset_breaker", "before": before, "after": after}
+
+
+def requeue_dead_letters(settings: Settings, *, asked_by: str, run_id: str | None = None) -> dict[str, Any]:
+    """Move the spool's dead letters (of ``run_id``, or all) back into the spool, to be replayed.
+
+    For after the cause is fixed (docs/runbook.md, "Dead letters"); replay is idempotent and the
+    database's fences still refuse what is stale, so a letter that is still wrong just dies again.
+    """
+    spool = Spool(settings.spool_dir)
+    revived = []
+    for record in list(spool.dead()):
+        if run_id is None or record.run_id == run_id:
+            spool.revive(record)
+            revived.append({"run_id": record.run_id, "kind": record.kind})
+    log.info("operator_action", action="requeue_dead_letters", asked_by=asked_by, run_id=run_id,
+             revived=len(revived))
+    note = None if settings.mode.uses_database else "FILE_ONLY: the spool is replayed once a database mode is back"
+    return {"action": "requeue_dead_letters", "revived": revived, "spool_backlog": spool.count(), "note": note}

@@ -1,7 +1,8 @@
 """``python -m handlers.runs COMMAND``: run management from a shell, without SQL.
 
     list | show                      reads, through the mode's RunQuery
-    prune | reset-breaker            operator actions (handlers.runs.admin)
+    retry | cancel RUN_ID            actions on one run (handlers.runs.actions)
+    prune | reset-breaker | requeue-dead-letters   host actions (handlers.runs.admin)
 
 Logs go to stdout as JSON lines; the LAST stdout line is the JSON summary. Exit 0 success,
 1 the work failed (an unknown run, the store unavailable), 2 usage or configuration error.
@@ -20,7 +21,10 @@ from typing import Any
 from config.errors import ConfigError, InvalidInput, RunnerError
 from config.log import configure_logging, get_logger
 from config.settings import Settings
-from handlers.runs import admin, results
+from handlers import dispatch_socket
+from handlers.launcher import DispatcherLauncher
+from handlers.runs import actions, admin, results
+from persistence.factory import build_store
 from persistence.query.factory import build_query
 
 log = get_logger("handlers.runs")
@@ -28,6 +32,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 EPILOG = """\
 summary (last stdout line):
+  retry/cancel {"command", "status": "ok", "run_id", "run_status": "QUEUED" | "CANCELLED"}; a run whose
+         status does not allow it fails (exit 1) with code RUN_NOT_RETRYABLE / RUN_NOT_CANCELLABLE
   list  {"command": "list", "status": "ok", "runs": [{"run_id", "status", "current_stage", "progress", …}],
          "next_cursor": "…" | null, "source": "database" | "files"}
   show  {"command": "show", "status": "ok", "run": {… "attempt", "stages": [{"stage", "started_at",
@@ -42,6 +48,9 @@ examples:
   python -m handlers.runs show run_123
   python -m handlers.runs prune --days 30 --dry-run
   python -m handlers.runs reset-breaker
+  python -m handlers.runs cancel run_123
+  python -m handlers.runs retry run_123
+  python -m handlers.runs requeue-dead-letters --run-id run_123
 """
 
 
@@ -65,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--days", type=int, help="keep runs that ended within this many days (>= 1)")
     prune.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     commands.add_parser("reset-breaker", help="close this host's database breaker now")
+    retry = commands.add_parser("retry", help="queue a FAILED run again; it resumes after its last finished stage")
+    retry.add_argument("run_id")
+    cancel = commands.add_parser("cancel", help="cancel a QUEUED or PROCESSING run (its process is stopped)")
+    cancel.add_argument("run_id")
+    dead = commands.add_parser("requeue-dead-letters", help="move the spool's dead letters back to be replayed")
+    dead.add_argument("--run-id", help="only this run's letters")
     return parser
 
 
@@ -80,6 +95,19 @@ def execute(ns: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         return admin.prune_runs(settings, asked_by=asked_by(), days=ns.days, dry_run=ns.dry_run)
     if ns.command == "reset-breaker":
         return admin.reset_breaker(settings, asked_by=asked_by())
+    if ns.command == "requeue-dead-letters":
+        return admin.requeue_dead_letters(settings, asked_by=asked_by(), run_id=ns.run_id)
+    if ns.command in ("retry", "cancel"):
+        store = build_store(settings)
+        try:
+            if ns.command == "retry":  # starts the host's dispatcher if none runs: the run must run
+                done = actions.retry_run(store, DispatcherLauncher(settings).notify, ns.run_id, asked_by=asked_by())
+            else:
+                done = actions.cancel_run(store, lambda run_id: dispatch_socket.notify(settings, run_id), ns.run_id,
+                                          asked_by=asked_by())
+            return {"run_id": done["run_id"], "run_status": done["status"]}
+        finally:
+            store.close()
     query = build_query(settings)
     try:
         if ns.command == "list":

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from persistence.records import utcnow
+
 OUTCOMES = ("COMPLETED", "FAILED", "CANCELLED")
 
 
@@ -20,6 +22,12 @@ def event_payload(run_id: str, outcome: str, at: datetime, data: dict[str, Any])
     body = {"type": f"run.{outcome.lower()}", "timestamp": at.isoformat(),
             "data": {"run_id": run_id, "status": outcome, **data}}
     return json.dumps(body, separators=(",", ":"), sort_keys=False)
+
+
+def delivery_for(run_id: str, outcome: str, attempt: int, data: dict[str, Any]) -> Delivery:
+    """The outbox entry announcing that ``run_id`` ended with ``outcome`` under ``attempt``."""
+    return Delivery(webhook_id_for(run_id, outcome, attempt), run_id, outcome,
+                    event_payload(run_id, outcome, utcnow(), data))
 
 
 @dataclass(frozen=True)

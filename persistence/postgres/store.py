@@ -16,9 +16,19 @@ from psycopg.types.json import Jsonb
 
 from config.errors import Conflict, RunnerError, SchemaMismatch, StoreError, StoreUnavailable, Superseded
 from config.log import get_logger
-from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import (
+    CancelRun,
+    Command,
+    CompleteRun,
+    CreateRun,
+    FailRun,
+    RetryRun,
+    SaveStage,
+    StartAttempt,
+)
 from persistence.migrations import engine as migrations  # a module: engine imports postgres.errors
 from persistence.ports import CommandVerbs, SourcedRun
+from persistence.postgres import control_sql as cq
 from persistence.postgres import queue as pq
 from persistence.postgres import sql as q
 from persistence.postgres.connection import Conn, Connections, DbTimeouts
@@ -37,10 +47,13 @@ class PostgresStore(CommandVerbs):
 
     name = "database"
 
-    def __init__(self, url: str, timeouts: DbTimeouts | None = None, *, per_thread: bool = False) -> None:
+    def __init__(self, url: str, timeouts: DbTimeouts | None = None, *, per_thread: bool = False,
+                 callbacks: bool = False) -> None:
         timeouts = timeouts or DbTimeouts()
         self.timeouts = timeouts
         self._db = Connections(url, timeouts, per_thread=per_thread)
+        # CALLBACK_URL set: a write that ends a run also queues its callback, in the same transaction.
+        self.callbacks = callbacks
 
     def __repr__(self) -> str:
         return "PostgresStore()"  # never the URL: it may hold a password
@@ -109,11 +122,26 @@ class PostgresStore(CommandVerbs):
                         cur.executemany(q.UPSERT_CARD, cards)
                 conn.execute(q.COMPLETE_RUN, {"run_id": run_id, "markdown": report.markdown,
                                               "seq": q.write_seq(attempt, q.SEQ_COMPLETE)})
+                self._announce(conn, run_id)
             case FailRun(run_id=run_id, attempt=attempt, error=error):
                 _fence(conn, run_id, attempt)
                 conn.execute(q.FAIL_RUN, {"run_id": run_id, "stage": error.stage, "code": error.code,
                                           "message": error.message, "seq": q.write_seq(attempt, q.SEQ_FAIL)})
+                self._announce(conn, run_id)
+            case CancelRun(run_id=run_id, attempt=attempt, stage=stage):
+                cancelled = conn.execute(cq.CANCEL_RUN, {"run_id": run_id, "attempt": attempt, "stage": stage,
+                                                         "message": command.error.message}).fetchone()
+                if cancelled is not None:
+                    self._announce(conn, run_id)
+                return cancelled is not None
+            case RetryRun(run_id=run_id, attempt=attempt):
+                return conn.execute(cq.RETRY_RUN, {"run_id": run_id, "attempt": attempt}).fetchone() is not None
         return False
+
+    def _announce(self, conn: Conn, run_id: str) -> None:
+        """Queue the callback of a run that now stands finished (nothing when callbacks are off)."""
+        if self.callbacks:
+            conn.execute(cq.ENQUEUE_CALLBACK, {"run_id": run_id})
 
     # -- reads -------------------------------------------------------------------------------
 

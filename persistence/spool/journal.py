@@ -265,6 +265,19 @@ class Journal:
         except FileNotFoundError:
             log.warning("spool_record_already_gone", run_id=record.run_id, seq=record.seq)
 
+    def revive(self, record: SpoolRecord) -> SpoolRecord:
+        """Put a dead letter back at the end of the journal (an operator fixed its cause).
+
+        Appended first, then removed from dead/: a crash in between leaves the letter in both
+        places, and replaying a command twice changes nothing.
+        """
+        revived = self.append(record.command())
+        (self.dead_dir / (record.path.name + REASON_SUFFIX)).unlink(missing_ok=True)
+        record.path.unlink(missing_ok=True)
+        atomic.fsync_dir(self.dead_dir)
+        log.info("spool_record_revived", run_id=record.run_id, kind=record.kind, seq=revived.seq)
+        return revived
+
     def bury(self, record: SpoolRecord, exc: BaseException) -> None:
         """Move a record the database refuses for good to dead/, with the reason beside it."""
         atomic.ensure_dir(self.dead_dir)

@@ -11,7 +11,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import (
+    CancelRun,
+    Command,
+    CompleteRun,
+    CreateRun,
+    FailRun,
+    RetryRun,
+    SaveStage,
+    StartAttempt,
+)
 from persistence.records import RunState, RunStatus, StageState
 from persistence.spool.journal import SpoolRecord, command_of
 
@@ -38,8 +47,8 @@ def fold_run(state: RunState | None, records: Iterable[SpoolRecord]) -> RunState
                 state = RunState(request=command.request, status=RunStatus.QUEUED, attempt=0,
                                  current_stage=None, stages={}, error=None, created_at=at, updated_at=at)
             continue
-        if state is None or command.attempt < state.attempt:
-            continue  # unknown run, or a write the database would refuse as superseded
+        if state is None or (command.attempt < state.attempt and not isinstance(command, CancelRun)):
+            continue  # unknown run, or a write the database would refuse as superseded (a cancel never is)
         state = apply_to_state(state, command, at)
     return state
 
@@ -58,6 +67,11 @@ def apply_to_state(state: RunState, command: Command, at: datetime) -> RunState:
         case FailRun(attempt=attempt, error=error):
             return replace(state, attempt=attempt, status=RunStatus.FAILED, error=error, updated_at=at,
                            completed_at=at)
+        case CancelRun(attempt=attempt) if state.status in (RunStatus.QUEUED, RunStatus.PROCESSING):
+            return replace(state, attempt=max(state.attempt, attempt) + 1, status=RunStatus.CANCELLED,
+                           error=command.error, updated_at=at, completed_at=at)
+        case RetryRun(attempt=attempt) if state.status is RunStatus.FAILED and state.attempt == attempt:
+            return replace(state, status=RunStatus.QUEUED, error=None, updated_at=at, completed_at=None)
     return state
 
 
