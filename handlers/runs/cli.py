@@ -22,7 +22,6 @@ from config.errors import ConfigError, InvalidInput, RunnerError
 from config.log import configure_logging, get_logger
 from config.settings import Settings
 from handlers import dispatch_socket
-from handlers.launcher import DispatcherLauncher
 from handlers.runs import actions, admin, results
 from persistence.factory import build_store
 from persistence.query.factory import build_query
@@ -100,12 +99,16 @@ def execute(ns: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if ns.command in ("retry", "cancel"):
         store = build_store(settings)
         try:
-            if ns.command == "retry":  # starts the host's dispatcher if none runs: the run must run
-                done = actions.retry_run(store, DispatcherLauncher(settings).notify, ns.run_id, asked_by=asked_by())
-            else:
-                done = actions.cancel_run(store, lambda run_id: dispatch_socket.notify(settings, run_id), ns.run_id,
-                                          asked_by=asked_by())
-            return {"run_id": done["run_id"], "run_status": done["status"]}
+            # Only a wake-up: every dispatcher also polls the queue, so a QUEUED run is picked up by the
+            # web service's dispatcher even when this shell's host has none (a cron or ssh shell).
+            woken: list[bool] = []
+
+            def wake(run_id: str) -> None:
+                woken.append(dispatch_socket.notify(settings, run_id))
+
+            act = actions.retry_run if ns.command == "retry" else actions.cancel_run
+            done = act(store, wake, ns.run_id, asked_by=asked_by())
+            return {"run_id": done["run_id"], "run_status": done["status"], "dispatcher_notified": any(woken)}
         finally:
             store.close()
     query = build_query(settings)
