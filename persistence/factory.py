@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from persistence.postgres import DbTimeouts
 
 log = get_logger(__name__)
+WEB_POOL_SIZE = 4  # database connections per web worker (its 8 threads share them)
 
 
 def build_breaker(settings: Settings, policy: BreakerPolicy | None = None) -> CircuitBreaker:
@@ -47,8 +48,9 @@ def build_resilient(
 
     if not settings.database_url:
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
-    database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), per_thread=connection_per_thread,
-                             callbacks=bool(settings.callback_url))
+    # The web process (connection_per_thread) shares a small psycopg_pool pool between its threads.
+    database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), callbacks=bool(settings.callback_url),
+                             pool_size=WEB_POOL_SIZE if connection_per_thread else 0)
     files = FileStore(settings.output_dir) if settings.mode is Mode.DUAL_WRITE else None
     # The web process (connection_per_thread) never replays inside a request: its dispatcher
     # drains the host's spool every 30 s, run processes drain their own runs.

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
 
 from config.errors import StoreUnavailable
 from persistence.postgres.errors import DeadlineExceeded, wrap_exceptions
@@ -177,11 +178,18 @@ class _Local(threading.local):
 
 
 class Connections:
-    """Lazily opened connections: one per process, or one per thread (``per_thread``, web workers)."""
+    """Lazily opened connections: one per process, or a psycopg_pool pool (``pool_size``, web workers).
 
-    def __init__(self, url: str, timeouts: DbTimeouts, *, per_thread: bool = False) -> None:
+    A web worker's threads share at most ``pool_size`` connections instead of holding one each;
+    the pool is opened at first use in the process that uses it (a forked child opens its own).
+    """
+
+    def __init__(self, url: str, timeouts: DbTimeouts, *, per_thread: bool = False, pool_size: int = 0) -> None:
         self.url = url
         self.timeouts = timeouts
+        self._pool_size = pool_size
+        self._pool: ConnectionPool[Conn] | None = None
+        self._pool_pid: int | None = None
         self._local = _Local() if per_thread else None
         self._shared = _Slot()
         self._slots = [self._shared]
@@ -230,6 +238,34 @@ class Connections:
             with contextlib.suppress(psycopg.Error, OSError):
                 conn.close()
 
+    def _get_pool(self) -> ConnectionPool[Conn]:
+        with self._slots_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                # A forked child never touches its parent's pool: its threads did not survive the fork.
+                kwargs = {**self.timeouts.connect_kwargs(), "autocommit": True, "row_factory": dict_row}
+                self._pool = ConnectionPool(self.url, connection_class=Conn, kwargs=kwargs,
+                                            min_size=1, max_size=self._pool_size, open=False, name="web-store",
+                                            reconnect_timeout=max(60.0, self.timeouts.deadline_s))
+                self._pool.open(wait=False)
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    @contextmanager
+    def _pooled(self, action: str, deadline: float) -> Iterator[Conn]:
+        # Waiting for a free connection is bounded like connecting: a database that is down fails
+        # fast (and opens the breaker) instead of holding the request for the whole deadline.
+        with (wrap_exceptions(action, url=self.url, deadline_s=deadline),
+              self._get_pool().connection(timeout=self.timeouts.connect_s) as conn):
+            arm = self._watchdog.arm(conn, deadline)
+            try:
+                yield conn
+            except (psycopg.Error, OSError) as exc:
+                if arm.fired:
+                    raise DeadlineExceeded(action) from exc
+                raise
+            finally:
+                self._watchdog.disarm(arm)  # a cut connection is broken: the pool discards it
+
     @contextmanager
     def session(self, action: str, deadline_s: float | None = None) -> Iterator[Conn]:
         """One bounded call on an autocommit connection, with errors translated.
@@ -237,6 +273,10 @@ class Connections:
         Each statement commits on its own unless the caller opens ``conn.transaction()``.
         """
         deadline = self.timeouts.deadline_s if deadline_s is None else deadline_s
+        if self._pool_size:
+            with self._pooled(action, deadline) as conn:
+                yield conn
+            return
         slot = self._slot()
         with wrap_exceptions(action, url=self.url, deadline_s=deadline):
             if not slot.lock.acquire(timeout=deadline):
@@ -267,6 +307,9 @@ class Connections:
         """Close every connection opened here; the next call reopens one."""
         with self._slots_lock:
             slots = list(self._slots)
+            pool, self._pool = (self._pool, None) if self._pool_pid == os.getpid() else (None, None)
+        if pool is not None:
+            pool.close()
         for slot in slots:
             with slot.lock:
                 self._discard(slot)

@@ -29,6 +29,23 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
+# The webhook's write: one statement in autocommit, one round trip. A new run comes back as
+# (true, …); an existing one as (false, its request) for the caller to compare. No row at all
+# means a concurrent insert committed after this statement's snapshot: read the row again.
+CREATE_RUN_ONCE = """
+WITH inserted AS (
+    INSERT INTO "PipelineRun" (id, "userId", "companyId", "documentUrl", status, attempt, "writeSeq")
+    VALUES (%(run_id)s, %(user_id)s, %(company_id)s, %(document_url)s, 'QUEUED', 0, 0)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+SELECT true AS created, NULL::text AS "userId", NULL::text AS "companyId", NULL::text AS "documentUrl"
+FROM inserted
+UNION ALL
+SELECT false, "userId", "companyId", "documentUrl" FROM "PipelineRun"
+WHERE id = %(run_id)s AND NOT EXISTS (SELECT 1 FROM inserted)
+"""
+
 SELECT_REQUEST = """
 SELECT "userId", "companyId", "documentUrl" FROM "PipelineRun" WHERE id = %(run_id)s
 """

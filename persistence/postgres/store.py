@@ -48,10 +48,10 @@ class PostgresStore(CommandVerbs):
     name = "database"
 
     def __init__(self, url: str, timeouts: DbTimeouts | None = None, *, per_thread: bool = False,
-                 callbacks: bool = False) -> None:
+                 callbacks: bool = False, pool_size: int = 0) -> None:
         timeouts = timeouts or DbTimeouts()
         self.timeouts = timeouts
-        self._db = Connections(url, timeouts, per_thread=per_thread)
+        self._db = Connections(url, timeouts, per_thread=per_thread, pool_size=pool_size)
         # CALLBACK_URL set: a write that ends a run also queues its callback, in the same transaction.
         self.callbacks = callbacks
 
@@ -66,7 +66,10 @@ class PostgresStore(CommandVerbs):
     # -- writes ------------------------------------------------------------------------------
 
     def apply(self, command: Command) -> bool:
-        """Apply one command in its own bounded transaction."""
+        """Apply one command in its own bounded transaction (a new run: one autocommit statement)."""
+        if isinstance(command, CreateRun):
+            with self._db.session(command.kind) as conn:
+                return _create_once(conn, command.request)
         with self._db.transaction(command.kind) as conn:
             return self._apply_on(conn, command)
 
@@ -210,6 +213,23 @@ def _fence(conn: Conn, run_id: str, attempt: int) -> None:
         raise Superseded(f"run {run_id} is not in the database: it was never created there")
     if row["attempt"] > attempt:
         raise Superseded(f"run {run_id}: attempt {attempt} was superseded by attempt {row['attempt']}; write refused")
+
+
+def _create_once(conn: Conn, request: RunRequest) -> bool:
+    """Record a run in one round trip (the webhook's path); Conflict for another payload."""
+    row = conn.execute(q.CREATE_RUN_ONCE, request.as_dict()).fetchone()
+    if row is None:  # inserted by a concurrent call after our snapshot: it is there now
+        row = conn.execute(q.SELECT_REQUEST, request.as_dict()).fetchone()
+        if row is None:
+            raise StoreError(f"run {request.run_id} neither inserted nor found: retry")
+        row = {"created": False, **row}
+    if row["created"]:
+        return True
+    if (row["userId"], row["companyId"], row["documentUrl"]) != (request.user_id, request.company_id,
+                                                                  request.document_url):
+        raise Conflict(f"run {request.run_id} already exists with a different payload; "
+                       "use a new run_id for a new run")
+    return False
 
 
 def _create(conn: Conn, request: RunRequest) -> bool:
