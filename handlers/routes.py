@@ -71,7 +71,7 @@ def post_run() -> tuple[dict[str, str], int]:
     under_gunicorn = "gunicorn.socket" in request.environ
     created = submit_run(store, web.launcher, run, announce=not under_gunicorn)
     request.environ[ACCESS_LOG_FIELDS] = {"run_id": run.run_id, "company_id": run.company_id,
-                                          "event": "run_accepted" if created else "run_repeated"}
+                                          "outcome": "accepted" if created else "repeated"}
     return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
 
 
