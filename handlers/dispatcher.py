@@ -337,7 +337,7 @@ def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
         if state is None:
             log.error("run_missing", run_id=claim.run_id)
             return 1
-        outcome = execute_run(services, state.request, attempt=claim.attempt,
+        outcome = execute_run(services, state.request, attempt=claim.attempt, claimed=True,
                               should_stop=lambda: stop["requested"])
     except Superseded as exc:
         log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))

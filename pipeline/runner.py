@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,24 +90,37 @@ def execute_run(
     attempt: int,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    claimed: bool = False,
 ) -> RunOutcome:
     """Run (or resume) ``request`` as ``attempt``; the outcome is also recorded in the store.
 
     ``should_stop`` is asked between stages: when it says yes (a redeploy is draining the
     host), the run stops with every finished stage saved, to be resumed by a later attempt.
+    ``claimed``: a dispatcher's claim already recorded PROCESSING under ``attempt``, so the
+    start is not written again; the finished stages are then read while the document downloads.
     """
     progress = progress or NoProgress()
     store = services.store
     bind_run(request.run_id, attempt=attempt)
-    store.apply(StartAttempt(request.run_id, attempt))
-    done = store.load_stage_outputs(request.run_id)
+    if not claimed:
+        store.apply(StartAttempt(request.run_id, attempt))
+    # The store's first call opens its connection: overlap it with the download instead of paying it first.
+    loaded: Exception | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="stage-outputs") as reader:
+        pending_done = reader.submit(store.load_stage_outputs, request.run_id)
+        try:
+            brand = load_brand(services.brands_dir, request.company_id)
+            document = services.load_document(request.document_url)
+        except Exception as exc:  # recorded below, once the run's start is logged
+            loaded = exc
+        done = pending_done.result()
     # Never the query string: a signed blob URL carries its token there.
     log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
              stages_done=sorted(done), engine=services.engine.name)
     current = 1
     try:
-        brand = load_brand(services.brands_dir, request.company_id)
-        document = services.load_document(request.document_url)
+        if loaded is not None:
+            raise loaded
         log.info("document_loaded", document=document.name, media_type=document.media_type,
                  words=document.words, truncated=document.truncated)
         outputs: dict[int, Mapping[str, Any]] = dict(done)
