@@ -120,7 +120,8 @@ def test_a_signed_run_is_fetched_from_blob_storage_and_completes(servers, blob, 
     assert post_run(server, body("one", blob)).status_code == 202
     wait_for(lambda: status(server, "one")["status"] in FINISHED, "run one to finish")
     answer = status(server, "one")
-    assert answer["status"] == "COMPLETED" and answer["error"] is None and answer["current_stage"] == 5
+    assert answer["status"] == "COMPLETED" and answer["error"] is None and answer["current_stage"] is None
+    assert answer["last_completed_stage"] == 5 and answer["progress"] == 1.0  # current_stage: the one running now
     assert all(stage["status"] == "completed" and stage["completed_at"] for stage in answer["stages"].values())
     report = (tmp_path / "outputs" / "one" / "report.md").read_text()
     assert report.startswith("# Innovation Intelligence Report") and "Decathlon" in report
