@@ -17,6 +17,7 @@ from handlers.launcher import DispatcherLauncher, RunLauncher
 from handlers.payload import InvalidPayload
 from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
+from persistence.errors import RunNotRecorded
 from persistence.factory import build_persistence
 from persistence.ports import Pingable, RunStore
 
@@ -70,6 +71,9 @@ def error_response(exc: RunnerError | HTTPException) -> Response:
     body: dict[str, object] = {"error": exc.message, "code": exc.code}
     if isinstance(exc, InvalidPayload):
         body["fields"] = exc.fields
+    elif isinstance(exc, RunNotRecorded):
+        # Our own words (where and why, never a connection string): the sender must retry.
+        body["error"] = f"the run was not recorded: {exc.message}"
     elif isinstance(exc, StoreError):
         # Driver messages can name hosts; the detail goes to the log, not to the caller.
         body["error"] = "the run store is unavailable (the run may not be recorded): retry later"

@@ -1,8 +1,8 @@
 """The one place that turns Settings into a RunStore for the mode of contract §3.
 
-    FILE_ONLY                 FileStore(OUTPUT_DIR)
+    FILE_ONLY                 FileStore(OUTPUT_DIR), whose run writes wait out a full disk
     DATABASE_ONLY             ResilientStore(PostgresStore, spool, breaker, retry)
-    DUAL_WRITE                the same, plus FileStore(OUTPUT_DIR) as a full mirror
+    DUAL_WRITE                the same, plus FileMirror(FileStore(OUTPUT_DIR)) as the record's mirror
     INVALID                   ConfigError: nothing would be saved
 """
 
@@ -16,6 +16,7 @@ from config.modes import Mode
 from config.settings import Settings
 from persistence.breaker import BreakerPolicy, CircuitBreaker
 from persistence.files import FileStore
+from persistence.mirror import FileMirror
 from persistence.ports import Pingable, QueuedStore, Replayable
 from persistence.resilient import ResilientStore
 from persistence.retry import RetryPolicy
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from persistence.postgres import DbTimeouts
 
 log = get_logger(__name__)
+
+MIRROR_WATERMARK = "mirror-healed-at"  # under state_dir: the record's changes mirrored up to here
 
 
 def build_breaker(settings: Settings, policy: BreakerPolicy | None = None) -> CircuitBreaker:
@@ -47,11 +50,12 @@ def build_resilient(
     if not settings.database_url:
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
     database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), per_thread=connection_per_thread)
-    files = FileStore(settings.output_dir) if settings.mode is Mode.DUAL_WRITE else None
+    mirror = (FileMirror(FileStore(settings.output_dir), settings.state_dir / MIRROR_WATERMARK)
+              if settings.mode is Mode.DUAL_WRITE else None)
     # The web process (connection_per_thread) never replays inside a request: its dispatcher
     # drains the host's spool every 30 s, run processes drain their own runs.
     return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker_policy),
-                          retry_policy or RetryPolicy(), files=files,
+                          retry_policy or RetryPolicy(), mirror=mirror,
                           drain_max_records=0 if connection_per_thread else 500)
 
 
@@ -79,7 +83,8 @@ def build_persistence(
     """
     settings.require_runnable()
     if settings.mode is Mode.FILE_ONLY:
-        return Persistence(FileStore(settings.output_dir), None, None)
+        # The run's writes wait out a full disk and resume (FileStore says why in the log).
+        return Persistence(FileStore(settings.output_dir, wait_for_space=True), None, None)
     store = build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
                             retry_policy=retry_policy, connection_per_thread=connection_per_thread)
     return Persistence(store, store, store.database)

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from config.errors import Conflict, Superseded
+from config.log import get_logger
 from config.paths import RUN_ID_PATTERN, check_run_id, inside
 from persistence import atomic
 from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.errors import RunNotRecorded, disk_full, free_bytes, is_disk_full
 from persistence.ports import CommandVerbs, SourcedRun
 from persistence.queue import Claim, Lease
 from persistence.records import (
@@ -31,6 +34,7 @@ from persistence.records import (
     FinalReport,
     RunErrorInfo,
     RunRequest,
+    RunSnapshot,
     RunState,
     RunStatus,
     StageResult,
@@ -38,6 +42,10 @@ from persistence.records import (
     utcnow,
 )
 
+log = get_logger(__name__)
+
+WAIT_FIRST_S = 0.5  # a full disk: first wait before the write is tried again, doubling up to WAIT_MAX_S
+WAIT_MAX_S = 15.0
 QUEUE_DIR = ".queue"  # one empty marker per QUEUED run: claim_next lists this, not every run
 LEASE_DIR = ".leases"  # one marker per PROCESSING run: leases() lists this
 RUN_FILE = "run.json"
@@ -58,8 +66,13 @@ class FileStore(CommandVerbs):
 
     name = "files"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, wait_for_space: bool = False,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.root = root
+        # FILE_ONLY: a run's writes wait for space on a full disk (the run resumes by itself);
+        # the DUAL_WRITE mirror never waits (the record is the database, replay heals the mirror).
+        self.wait_for_space = wait_for_space
+        self._sleep = sleep
 
     def run_dir(self, run_id: str) -> Path:
         """The run's folder, refusing ids that would escape OUTPUT_DIR."""
@@ -99,7 +112,37 @@ class FileStore(CommandVerbs):
         return doc
 
     def apply(self, command: Command) -> bool:
-        """Apply one write command to the run's files (under the run's flock)."""
+        """Apply one write command to the run's files (under the run's flock).
+
+        A full disk raises RunNotRecorded for CreateRun (the webhook answers 503) and DiskFull for
+        the others, unless ``wait_for_space``: then the write waits, saying why, until it fits.
+        """
+        if isinstance(command, CreateRun):
+            try:
+                return self._apply(command)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise RunNotRecorded(f"run {command.run_id} was not recorded: {disk_full(self.root, exc)}; "
+                                     "retry later") from exc
+        wait = WAIT_FIRST_S
+        while True:
+            try:
+                return self._apply(command)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                full = disk_full(self.root, exc)
+                if not self.wait_for_space:
+                    raise full from exc
+                log.warning("disk_full_waiting", run_id=command.run_id, kind=command.kind, path=str(self.root),
+                            free_bytes=free_bytes(self.root), retry_in_s=wait,
+                            reason=f"no space left on the output disk; the run waits and resumes when space "
+                                   f"returns ({full.message})")
+                self._sleep(wait)
+                wait = min(WAIT_MAX_S, wait * 2)
+
+    def _apply(self, command: Command) -> bool:
         match command:
             case CreateRun(request=request):
                 return self._create(request)
@@ -205,6 +248,37 @@ class FileStore(CommandVerbs):
             self._write(folder, doc, RunStatus.FAILED)
             self._unmark(LEASE_DIR, run_id)
             self._unmark(QUEUE_DIR, run_id)
+
+    def heal(self, snapshot: RunSnapshot) -> bool:
+        """Bring the run's files to what the record says (DUAL_WRITE mirror); True if anything changed.
+
+        Only what differs is written: stage files, report.md, then run.json. The record is the
+        truth here, including an attempt or a status the mirror never saw (a crash between the
+        two writes, or writes skipped while the disk was full).
+        """
+        state = snapshot.state
+        changed = False
+        with self._locked(state.run_id) as folder:
+            for number, output in snapshot.outputs.items():
+                path = folder / STAGE_FILES[number]
+                if not path.exists() or atomic.read_json(path) != output:
+                    atomic.write_json(path, output)
+                    changed = True
+            report = folder / REPORT_FILE
+            if snapshot.report_markdown is not None and (
+                    not report.exists() or report.read_text(encoding="utf-8") != snapshot.report_markdown):
+                atomic.write_bytes(report, snapshot.report_markdown.encode("utf-8"))
+                changed = True
+            doc = self._read(folder)
+            wanted = _doc_of(state, doc)
+            if (doc is None or doc.get("status") != str(state.status)
+                    or any(doc.get(key) != wanted[key] for key in HEALED_KEYS)):
+                self._write(folder, wanted, state.status)
+                changed = True
+            if state.status.finished:
+                self._unmark(LEASE_DIR, state.run_id)
+                self._unmark(QUEUE_DIR, state.run_id)
+        return changed
 
     # -- the queue (persistence.queue.RunQueue) ---------------------------------------------
 
@@ -313,6 +387,37 @@ def _claimable(doc: dict[str, Any]) -> bool:
     lease = doc.get("lease")
     expires = _parse(lease["expires_at"]) if lease else None
     return expires is not None and expires <= utcnow()
+
+
+# The run.json fields a heal brings in line with the record (transitions and lease stay the mirror's).
+HEALED_KEYS = ("request", "attempt", "current_stage", "stages", "error", "completed_at")
+
+
+def _doc_of(state: RunState, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """run.json for ``state``, keeping the mirror's own history (transitions, lease) from ``previous``."""
+    old = previous or {}
+    stages = {}
+    for number, stage in sorted(state.stages.items()):
+        completed = stage.completed_at
+        duration = stage.duration_ms
+        started = completed - timedelta(milliseconds=duration) if completed and duration is not None else None
+        stages[str(number)] = {"status": stage.status, "started_at": _iso(started), "completed_at": _iso(completed),
+                               "duration_ms": duration}
+    return {
+        "run_id": state.run_id,
+        "status": old.get("status", str(state.status)),  # _write records the transition to the new one
+        "request": state.request.as_dict(),
+        "attempt": state.attempt,
+        "current_stage": state.current_stage,
+        "created_at": old.get("created_at") or state.created_at.isoformat(),
+        "updated_at": old.get("updated_at") or state.updated_at.isoformat(),
+        "completed_at": _iso(state.completed_at),
+        "stages": stages,
+        "error": state.error.as_dict() if state.error else None,
+        "lease": None if state.status.finished else old.get("lease"),
+        "transitions": list(old.get("transitions") or []),
+        "last_interruption": state.extra.get("last_interruption", old.get("last_interruption")),
+    }
 
 
 def _state(doc: dict[str, Any]) -> RunState:

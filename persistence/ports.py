@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from persistence.commands import CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
 from persistence.queue import RunQueue
-from persistence.records import FinalReport, RunErrorInfo, RunRequest, RunState, StageResult
+from persistence.records import FinalReport, RunErrorInfo, RunRequest, RunSnapshot, RunState, StageResult
 
 if TYPE_CHECKING:
     from persistence.commands import Command
@@ -108,6 +109,16 @@ class ReplayTarget(Protocol):
         """
 
 
+class Snapshots(Protocol):
+    """A record a file mirror can be healed from."""
+
+    def updated_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(run id, last change) of every run changed at or after ``since``."""
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        """Everything the record holds about one run."""
+
+
 class CommandVerbs:
     """The verb methods of RunStore, each building its command and calling ``apply``."""
 
@@ -145,4 +156,4 @@ class CommandVerbs:
 
 
 __all__ = ["CommandVerbs", "Pingable", "QueuedStore", "Replayable", "ReplayTarget", "RunQueue",
-           "RunStore", "Source", "SourcedRun"]
+           "RunStore", "Snapshots", "Source", "SourcedRun"]

@@ -139,3 +139,12 @@ class RunState:
     def completed_stages(self) -> tuple[int, ...]:
         """Numbers of the stages already finished, in order."""
         return tuple(n for n in STAGE_NUMBERS if self.stages.get(n, StageState("pending")).status == "completed")
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """Everything the record holds about a run, to bring a file mirror up to date with it."""
+
+    state: RunState
+    outputs: Mapping[int, Mapping[str, Any]]
+    report_markdown: str | None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.errors import InvalidInput, NotFound, StageError
+from config.errors import InvalidInput, NotFound, StageError, StoreUnavailable
 from config.log import bind_run, get_logger
 from persistence.commands import CompleteRun, FailRun, SaveStage, StartAttempt
 from persistence.ports import RunStore
@@ -123,6 +123,12 @@ def execute_run(
         current = 0
         report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs)
         store.apply(CompleteRun(request.run_id, attempt, report))
+    except StoreUnavailable as exc:
+        # Nowhere could record the run's progress (database down and spool unwritable): stop,
+        # with every recorded stage kept, so a later attempt resumes it. Never a FAILED run.
+        log.warning("run_interrupted", next_stage=current or None, code=exc.code,
+                    reason=f"the run's progress cannot be recorded right now: {exc.message}; it resumes later")
+        return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True)
     except (StageError, InvalidInput, NotFound) as exc:
         stage = exc.stage if isinstance(exc, StageError) else current
         error = RunErrorInfo(stage=stage or None, code=exc.code, message=exc.message)

@@ -190,3 +190,13 @@ FROM "PipelineRun"
 WHERE status = 'PROCESSING' AND "leaseOwner" IS NOT NULL
 ORDER BY "leaseExpiresAt", id
 """
+
+# -- mirror healing (DUAL_WRITE): what changed since, and everything about one run ------------
+
+SELECT_REPORT = """
+SELECT "fullReportMarkdown" FROM "PipelineRun" WHERE id = %(run_id)s
+"""
+
+SELECT_UPDATED_SINCE = """
+SELECT id, "updatedAt" FROM "PipelineRun" WHERE "updatedAt" >= %(since)s ORDER BY "updatedAt", id
+"""

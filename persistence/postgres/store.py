@@ -24,7 +24,7 @@ from persistence.postgres import sql as q
 from persistence.postgres.connection import Conn, Connections, DbTimeouts
 from persistence.postgres.errors import is_transient, wrap_exceptions
 from persistence.queue import Claim, Lease
-from persistence.records import RunErrorInfo, RunRequest, RunState, RunStatus, StageState
+from persistence.records import RunErrorInfo, RunRequest, RunSnapshot, RunState, RunStatus, StageState
 
 log = get_logger(__name__)
 
@@ -128,6 +128,23 @@ class PostgresStore(CommandVerbs):
         with self._db.session("load_stage_outputs") as conn:
             rows = conn.execute(q.SELECT_STAGE_OUTPUTS, {"run_id": run_id}).fetchall()
         return {row["stageNumber"]: row["output"] for row in rows}
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        """Everything the database holds about the run (state, outputs, report), in one transaction."""
+        with self._db.transaction("snapshot") as conn:
+            row = conn.execute(q.SELECT_RUN, {"run_id": run_id}).fetchone()
+            if row is None:
+                return None
+            outputs = conn.execute(q.SELECT_STAGE_OUTPUTS, {"run_id": run_id}).fetchall()
+            report = conn.execute(q.SELECT_REPORT, {"run_id": run_id}).fetchone()
+        return RunSnapshot(_state(row), {r["stageNumber"]: r["output"] for r in outputs},
+                           report["fullReportMarkdown"] if report else None)
+
+    def updated_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(run id, updatedAt) of every run changed at or after ``since``, oldest first."""
+        with self._db.session("updated_since") as conn:
+            rows = conn.execute(q.SELECT_UPDATED_SINCE, {"since": since}).fetchall()
+        return [(row["id"], row["updatedAt"]) for row in rows]
 
     # -- the queue (persistence.queue.RunQueue) ------------------------------------------------
 

@@ -31,6 +31,7 @@ from persistence.commands import (
     command_from_json,
 )
 from persistence.files import FileStore
+from persistence.mirror import FileMirror
 from persistence.ports import CommandVerbs, SourcedRun
 from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, StageResult
 from persistence.resilient import ResilientStore
@@ -352,7 +353,8 @@ QUICK_BREAKER = BreakerPolicy(consecutive_failures=1, break_seconds=0.0, break_j
 def resilient(tmp_path: Path, db: FakeDatabase, *, files: bool = False,
               policy: BreakerPolicy = QUICK_BREAKER) -> ResilientStore:
     return ResilientStore(db, Spool(tmp_path / "spool"), CircuitBreaker(tmp_path / "state", policy), NO_RETRY,
-                          files=FileStore(tmp_path / "files") if files else None)
+                          mirror=FileMirror(FileStore(tmp_path / "files"), tmp_path / "state" / "mirror-healed-at")
+                          if files else None)
 
 
 def test_writes_go_to_the_spool_when_the_database_is_down(tmp_path: Path, db: FakeDatabase) -> None:
