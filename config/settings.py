@@ -39,6 +39,8 @@ class Settings:
     database_url_non_pooling: str | None = None
     enable_database_writes: bool = True
     enable_file_fallback: bool = True
+    # Server-side prepared statements for the hot writes; false behind a transaction-mode pooler.
+    database_prepared_statements: bool = True
     output_dir: Path = APP_DIR / "data" / "test-outputs"
     data_dir: Path = APP_DIR / "data"
     webhook_secret: str | None = None
@@ -242,6 +244,7 @@ class _Parser:
             or database_url,
             enable_database_writes=self.boolean("ENABLE_DATABASE_WRITES", True),
             enable_file_fallback=self.boolean("ENABLE_FILE_FALLBACK", True),
+            database_prepared_statements=self.boolean("DATABASE_PREPARED_STATEMENTS", True),
             output_dir=self.path("OUTPUT_DIR", default_out),
             data_dir=self.path("DATA_DIR", APP_DIR / "data"),
             webhook_secret=self.raw("WEBHOOK_SECRET"),

@@ -100,9 +100,29 @@ class FailRun:
         return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "error": self.error.as_dict()}
 
 
-Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun
+@dataclass(frozen=True)
+class ClaimRun:
+    """A claim the file mirror granted while the database could not answer (DUAL_WRITE), for the record.
 
-KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind)
+    Replayed, it gives the database the attempt and its lease, so a run whose process then died
+    is found by the reaper (a lapsed lease) instead of sitting in PROCESSING without one.
+    """
+
+    run_id: str
+    attempt: int
+    owner: str
+    lease_expires_at: datetime
+    kind: ClassVar[str] = "claim_run"
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as plain JSON values."""
+        return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "owner": self.owner,
+                "lease_expires_at": self.lease_expires_at.isoformat()}
+
+
+Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun | ClaimRun
+
+KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind, ClaimRun.kind)
 
 
 def command_from_json(data: Mapping[str, Any]) -> Command:
@@ -124,4 +144,6 @@ def command_from_json(data: Mapping[str, Any]) -> Command:
                                                         cards=tuple(OpportunityCard(**c) for c in rep["cards"])))
     if kind == FailRun.kind:
         return FailRun(run_id, attempt, RunErrorInfo(**data["error"]))
+    if kind == ClaimRun.kind:
+        return ClaimRun(run_id, attempt, str(data["owner"]), datetime.fromisoformat(data["lease_expires_at"]))
     raise ValueError(f"unknown write command kind {kind!r}; known: {', '.join(KINDS)}")

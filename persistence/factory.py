@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from config.log import get_logger
@@ -49,7 +49,8 @@ def build_resilient(
 
     if not settings.database_url:
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
-    database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), per_thread=connection_per_thread)
+    bounds = replace(timeouts or DbTimeouts(), prepare=settings.database_prepared_statements)
+    database = PostgresStore(settings.database_url, bounds, per_thread=connection_per_thread)
     mirror = (FileMirror(FileStore(settings.output_dir), settings.state_dir / MIRROR_WATERMARK)
               if settings.mode is Mode.DUAL_WRITE else None)
     # The web process (connection_per_thread) never replays inside a request: its dispatcher

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 from config.errors import Conflict, StoreError, StoreUnavailable
 from config.log import get_logger
 from persistence.breaker import CLOSED, CircuitBreaker, CircuitOpen
-from persistence.commands import Command, CreateRun, SaveStage, StartAttempt
+from persistence.commands import ClaimRun, Command, CreateRun, SaveStage, StartAttempt
 from persistence.errors import RunNotRecorded
 from persistence.mirror import FileMirror
 from persistence.ports import CommandVerbs, Pingable, QueuedStore, ReplayTarget, Snapshots, SourcedRun
@@ -277,10 +277,20 @@ class ResilientStore(CommandVerbs):
             log.warning("queue_unavailable", verb=label, code=exc.code, reason=str(exc))
             return unavailable, "none"
 
-    def _mirror_claim(self, claim: Claim | None, where: str) -> Claim | None:
-        if claim is not None and where == "database" and self.mirror is not None:
+    def _mirror_claim(self, claim: Claim | None, where: str, owner: str, lease_seconds: int) -> Claim | None:
+        if claim is None or self.mirror is None:
+            return claim
+        if where == "database":
             # Move the mirror to the database's attempt so a later file-side claim can never reuse it.
             self.mirror.apply(StartAttempt(claim.run_id, claim.attempt))
+        elif where == "files":
+            # The mirror granted it: journal the claim for the record, lease included, so a process
+            # that dies with it is found by the reaper once the database is back.
+            expires = utcnow() + timedelta(seconds=lease_seconds)
+            try:
+                self._journal(ClaimRun(claim.run_id, claim.attempt, owner, expires), "claimed on the file mirror")
+            except RunNotRecorded as exc:
+                log.error("claim_not_recorded", run_id=claim.run_id, attempt=claim.attempt, reason=exc.message)
         return claim
 
     def claim(self, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
@@ -288,7 +298,7 @@ class ResilientStore(CommandVerbs):
         if self._has_pending(run_id) and self.breaker.would_allow():
             self._drain(run_id)
         claim, where = self._queue("claim", lambda s: s.claim(run_id, owner, lease_seconds), None)
-        return self._mirror_claim(claim, where)
+        return self._mirror_claim(claim, where, owner, lease_seconds)
 
     def claim_next(self, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
         """Claim up to ``limit`` QUEUED runs, oldest first, after replaying what the spool holds.
@@ -301,7 +311,7 @@ class ResilientStore(CommandVerbs):
             self._drain(None)
         none: list[Claim] = []
         claims, where = self._queue("claim_next", lambda s: s.claim_next(owner, lease_seconds, limit), none)
-        return [c for c in (self._mirror_claim(c, where) for c in claims) if c is not None]
+        return [c for c in (self._mirror_claim(c, where, owner, lease_seconds) for c in claims) if c is not None]
 
     def renew(self, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:
         """Extend the lease; while the database cannot answer, keep running (fencing guards the writes).

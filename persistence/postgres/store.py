@@ -7,6 +7,7 @@ with one ``match``; the queue's statements live in ``queue``, all SQL in ``sql``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from config.errors import Conflict, RunnerError, SchemaMismatch, StoreError, StoreUnavailable, Superseded
 from config.log import get_logger
-from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import ClaimRun, Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
 from persistence.migrations import engine as migrations  # a module: engine imports postgres.errors
 from persistence.ports import CommandVerbs, SourcedRun
 from persistence.postgres import queue as pq
@@ -53,9 +54,30 @@ class PostgresStore(CommandVerbs):
     # -- writes ------------------------------------------------------------------------------
 
     def apply(self, command: Command) -> bool:
-        """Apply one command in its own bounded transaction."""
+        """Apply one command: a stage in one autocommit statement, the others in one bounded transaction."""
+        if isinstance(command, SaveStage):
+            with self._db.session(command.kind) as conn:
+                self._save_stage(conn, command)
+            return False
         with self._db.transaction(command.kind) as conn:
             return self._apply_on(conn, command)
+
+    def _save_stage(self, conn: Conn, command: SaveStage) -> None:
+        """The stage row and the run row's copy in one statement (SAVE_STAGE_ONE), fenced by attempt."""
+        result = command.result
+        timing = {"started_at": result.started_at.isoformat(), "completed_at": result.completed_at.isoformat(),
+                  "duration_ms": result.duration_ms}
+        params = {"run_id": command.run_id, "attempt": command.attempt, "stage": result.stage,
+                  "output": Jsonb(dict(result.output), dumps=_compact), "started_at": result.started_at,
+                  "completed_at": result.completed_at, "duration_ms": result.duration_ms,
+                  "timing": Jsonb(timing, dumps=_compact),
+                  "seq": q.write_seq(command.attempt, q.SEQ_PER_STAGE * result.stage)}
+        row = conn.execute(q.SAVE_STAGE_ONE, params, prepare=self.timeouts.prepare).fetchone()
+        if row is None:
+            raise Superseded(f"run {command.run_id} is not in the database: it was never created there")
+        if row["attempt"] > command.attempt:
+            raise Superseded(f"run {command.run_id}: attempt {command.attempt} was superseded by attempt "
+                             f"{row['attempt']}; write refused")
 
     def apply_batch(self, commands: Sequence[Command]) -> list[BaseException | None]:
         """Apply ``commands`` in one transaction, each in a savepoint; one verdict per command."""
@@ -90,16 +112,8 @@ class PostgresStore(CommandVerbs):
                 _fence(conn, run_id, attempt)
                 conn.execute(q.START_ATTEMPT, {"run_id": run_id, "attempt": attempt,
                                                "seq": q.write_seq(attempt, q.SEQ_START)})
-            case SaveStage(run_id=run_id, attempt=attempt, result=result):
-                timing = {"started_at": result.started_at.isoformat(),
-                          "completed_at": result.completed_at.isoformat(), "duration_ms": result.duration_ms}
-                params = {"run_id": run_id, "attempt": attempt, "stage": result.stage,
-                          "output": Jsonb(dict(result.output)), "started_at": result.started_at,
-                          "completed_at": result.completed_at, "duration_ms": result.duration_ms,
-                          "timing": Jsonb(timing), "seq": q.write_seq(attempt, q.SEQ_PER_STAGE * result.stage)}
-                _fence(conn, run_id, attempt)
-                conn.execute(q.UPSERT_STAGE_OUTPUT, params)
-                conn.execute(q.SAVE_STAGE_ON_RUN, params)
+            case SaveStage():
+                self._save_stage(conn, command)
             case CompleteRun(run_id=run_id, attempt=attempt, report=report):
                 _fence(conn, run_id, attempt)
                 cards = [{"run_id": run_id, "attempt": attempt, "number": c.number, "title": c.title,
@@ -113,6 +127,10 @@ class PostgresStore(CommandVerbs):
                 _fence(conn, run_id, attempt)
                 conn.execute(q.FAIL_RUN, {"run_id": run_id, "stage": error.stage, "code": error.code,
                                           "message": error.message, "seq": q.write_seq(attempt, q.SEQ_FAIL)})
+            case ClaimRun(run_id=run_id, attempt=attempt, owner=owner, lease_expires_at=expires):
+                _fence(conn, run_id, attempt)
+                conn.execute(q.RECORD_CLAIM, {"run_id": run_id, "attempt": attempt, "owner": owner,
+                                              "expires": expires, "seq": q.write_seq(attempt, q.SEQ_CLAIM)})
         return False
 
     # -- reads -------------------------------------------------------------------------------
@@ -190,6 +208,11 @@ class PostgresStore(CommandVerbs):
     def close(self) -> None:
         """Close every connection this store opened; the next call reopens one."""
         self._db.close()
+
+
+def _compact(value: Any) -> str:
+    """JSON without spaces: what PostgreSQL parses fastest and stores the same."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _fence(conn: Conn, run_id: str, attempt: int) -> None:

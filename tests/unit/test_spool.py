@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable, Superseded
 from persistence.breaker import OPEN, BreakerPolicy, CircuitBreaker
 from persistence.commands import (
+    ClaimRun,
     Command,
     CompleteRun,
     CreateRun,
@@ -128,6 +129,7 @@ def test_records_round_trip_every_command(spool: Spool) -> None:
         SaveStage("run-1", 1, stage(3)),
         CompleteRun("run-1", 1, REPORT),
         FailRun("run-1", 2, RunErrorInfo(3, "STAGE_FAILED", "boom")),
+        ClaimRun("run-1", 3, "host/123-456", T0 + timedelta(seconds=60)),
     ]
     for command in commands:
         spool.append(command)
