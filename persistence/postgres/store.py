@@ -64,28 +64,47 @@ class PostgresStore(CommandVerbs):
 
     def _save_stage(self, conn: Conn, command: SaveStage) -> None:
         """The stage row and the run row's copy in one statement (SAVE_STAGE_ONE), fenced by attempt."""
-        result = command.result
-        timing = {"started_at": result.started_at.isoformat(), "completed_at": result.completed_at.isoformat(),
-                  "duration_ms": result.duration_ms}
-        params = {"run_id": command.run_id, "attempt": command.attempt, "stage": result.stage,
-                  "output": Jsonb(dict(result.output), dumps=_compact), "started_at": result.started_at,
-                  "completed_at": result.completed_at, "duration_ms": result.duration_ms,
-                  "timing": Jsonb(timing, dumps=_compact),
-                  "seq": q.write_seq(command.attempt, q.SEQ_PER_STAGE * result.stage)}
-        row = conn.execute(q.SAVE_STAGE_ONE, params, prepare=self.timeouts.prepare).fetchone()
-        if row is None:
-            raise Superseded(f"run {command.run_id} is not in the database: it was never created there")
-        if row["attempt"] > command.attempt:
-            raise Superseded(f"run {command.run_id}: attempt {command.attempt} was superseded by attempt "
-                             f"{row['attempt']}; write refused")
+        row = conn.execute(q.SAVE_STAGE_ONE, _stage_params(command), prepare=self.timeouts.prepare).fetchone()
+        _check_fence(command, row)
 
     def apply_batch(self, commands: Sequence[Command]) -> list[BaseException | None]:
-        """Apply ``commands`` in one transaction, each in a savepoint; one verdict per command."""
+        """Apply ``commands`` in one transaction; one verdict per command.
+
+        The fast way first: no savepoints, consecutive stage writes sent together with
+        ``executemany``. Only a batch in which some command is refused is applied again, each
+        command in its own savepoint, so the refused one rolls back alone.
+        """
+        try:
+            with self._db.transaction("replay batch") as conn:
+                self._apply_all(conn, commands)
+            return [None] * len(commands)
+        except STOPPING:
+            raise
+        except (RunnerError, ValueError, KeyError, TypeError) as exc:
+            log.info("replay_batch_one_by_one", commands=len(commands), reason=str(exc))
         verdicts: list[BaseException | None] = []
         with self._db.transaction("replay batch") as conn:
             for command in commands:
                 verdicts.append(self._apply_saved(conn, command))
         return verdicts
+
+    def _apply_all(self, conn: Conn, commands: Sequence[Command]) -> None:
+        """Every command in order, stage writes in groups; raises at the first refusal (the caller rolls back)."""
+        stages: list[SaveStage] = []
+        for command in [*commands, None]:
+            if isinstance(command, SaveStage):
+                stages.append(command)
+                continue
+            if stages:
+                with wrap_exceptions("replay save_stage"), conn.cursor() as cur:
+                    cur.executemany(q.SAVE_STAGE_ONE, [_stage_params(c) for c in stages], returning=True)
+                    for stage in stages:
+                        _check_fence(stage, cur.fetchone())
+                        cur.nextset()
+                stages = []
+            if command is not None:
+                with wrap_exceptions(f"replay {command.kind}"):
+                    self._apply_on(conn, command)
 
     def _apply_saved(self, conn: Conn, command: Command) -> BaseException | None:
         for tries_left in (1, 0):
@@ -208,6 +227,26 @@ class PostgresStore(CommandVerbs):
     def close(self) -> None:
         """Close every connection this store opened; the next call reopens one."""
         self._db.close()
+
+
+def _stage_params(command: SaveStage) -> dict[str, Any]:
+    result = command.result
+    timing = {"started_at": result.started_at.isoformat(), "completed_at": result.completed_at.isoformat(),
+              "duration_ms": result.duration_ms}
+    return {"run_id": command.run_id, "attempt": command.attempt, "stage": result.stage,
+            "output": Jsonb(dict(result.output), dumps=_compact), "started_at": result.started_at,
+            "completed_at": result.completed_at, "duration_ms": result.duration_ms,
+            "timing": Jsonb(timing, dumps=_compact),
+            "seq": q.write_seq(command.attempt, q.SEQ_PER_STAGE * result.stage)}
+
+
+def _check_fence(command: SaveStage, row: DictRow | None) -> None:
+    """SAVE_STAGE_ONE returns the run's attempt: none (unknown run) or a newer one is Superseded."""
+    if row is None:
+        raise Superseded(f"run {command.run_id} is not in the database: it was never created there")
+    if row["attempt"] > command.attempt:
+        raise Superseded(f"run {command.run_id}: attempt {command.attempt} was superseded by attempt "
+                         f"{row['attempt']}; write refused")
 
 
 def _compact(value: Any) -> str:

@@ -400,3 +400,16 @@ def test_connections_of_finished_threads_are_closed_not_leaked(database_url):
                                 "'innovation-runner' AND datname = current_database()").fetchone()[0]
     assert open_now <= 2  # this thread's, and at most the last prober's
     store.close()
+
+
+def test_a_replay_batch_goes_in_at_once_and_a_refused_command_rolls_back_alone(store: PostgresStore,
+                                                                              database_url: str) -> None:
+    from persistence.commands import CreateRun, SaveStage, StartAttempt
+
+    fast = store.apply_batch([CreateRun(REQUEST), StartAttempt("run-1", 1), SaveStage("run-1", 1, stage(1)),
+                              SaveStage("run-1", 1, stage(2))])
+    assert fast == [None] * 4
+    mixed = store.apply_batch([SaveStage("run-1", 1, stage(3)), SaveStage("ghost", 1, stage(1)),
+                               SaveStage("run-1", 1, stage(4))])
+    assert mixed[0] is None and isinstance(mixed[1], Superseded) and mixed[2] is None
+    assert [n for n, in query(database_url, 'SELECT "stageNumber" FROM "StageOutput" ORDER BY 1')] == [1, 2, 3, 4]
