@@ -18,7 +18,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.timeout(180)
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "resilience-run"
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TIMEOUTS = DbTimeouts(connect_s=2, statement_s=2, lock_s=1, idle_in_transaction_s=5, deadline_s=2.5,
                       keepalives_idle_s=1, keepalives_interval_s=1, keepalives_count=2, tcp_user_timeout_s=3)
 BREAKER = BreakerPolicy(consecutive_failures=2, window_size=20, min_calls=3, failure_rate=0.5,
@@ -67,7 +67,8 @@ OUTPUTS = {
         "actionability": ["a", "b", "c"], "follow_up_prompts": ["p", "q"]} for i in range(1, 6)]},
 }
 REPORT = FinalReport(f"# Innovation Intelligence Report\n\nBrand: decathlon · run {RUN_ID}\n",
-                     tuple(OpportunityCard(i, f"Opportunity {i}", f"## Opportunity {i}\n\ncontent") for i in range(1, 6)))
+                     tuple(OpportunityCard(i, f"Opportunity {i}", f"## Opportunity {i}\n\ncontent")
+                           for i in range(1, 6)))
 
 
 def request(run_id: str) -> RunRequest:
@@ -105,7 +106,7 @@ def rows(url: str) -> dict[str, list[dict[str, Any]]]:
             cur = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(
                 sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, keys))))
             names = [d.name for d in cur.description]
-            out[table] = [{k: v for k, v in zip(names, row) if k not in skipped} for row in cur.fetchall()]
+            out[table] = [{k: v for k, v in zip(names, row, strict=True) if k not in skipped} for row in cur.fetchall()]
     return out
 
 
@@ -129,7 +130,8 @@ def reference_rows(pg_server_url: str, pg_template: str) -> Iterator[dict[str, l
     """The database content of the same run with no fault at all (production policies)."""
     name = f"reference_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(pg_template)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                       sql.Identifier(pg_template)))
     url = url_for_database(pg_server_url, name)
     out = Path(f"/tmp/reference-{name}")
     try:
@@ -199,8 +201,8 @@ def finish_scenario(settings: Settings, url: str, mode: Mode, reference: dict[st
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_outputs_survive_a_database_refused_before_the_run(tmp_path: Path, private_cluster: PrivateCluster,
-                                                           private_database_url: str, reference_rows: Any,
+def test_outputs_survive_a_database_refused_before_the_run(tmp_path: Path, private_cluster: PrivateCluster,  # noqa: F811 (fixtures imported from tests.faultfixtures)
+                                                           private_database_url: str, reference_rows: Any,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                            mode: Mode) -> None:
     settings = settings_for(tmp_path, private_database_url, mode)
     private_cluster.stop()
@@ -215,8 +217,8 @@ def test_outputs_survive_a_database_refused_before_the_run(tmp_path: Path, priva
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_outputs_survive_database_death_mid_run(tmp_path: Path, private_cluster: PrivateCluster,
-                                                private_database_url: str, reference_rows: Any, mode: Mode) -> None:
+def test_outputs_survive_database_death_mid_run(tmp_path: Path, private_cluster: PrivateCluster,  # noqa: F811 (fixtures imported from tests.faultfixtures)
+                                                private_database_url: str, reference_rows: Any, mode: Mode) -> None:  # noqa: F811 (fixtures imported from tests.faultfixtures)
     settings = settings_for(tmp_path, private_database_url, mode)
     store = build_store(settings, **POLICIES)
     drive_run(store, after_stage=lambda n: private_cluster.kill() if n == 2 else None)
@@ -228,7 +230,7 @@ def test_outputs_survive_database_death_mid_run(tmp_path: Path, private_cluster:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_blackholed_database_does_not_hang_the_run(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,
+def test_a_blackholed_database_does_not_hang_the_run(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                      reference_rows: Any, mode: Mode) -> None:
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url), mode)
     store = build_store(settings, **POLICIES)
@@ -241,7 +243,7 @@ def test_a_blackholed_database_does_not_hang_the_run(tmp_path: Path, fault_proxy
     finish_scenario(settings, database_url, mode, reference_rows)
 
 
-def test_a_database_blackholed_before_the_run_costs_one_connect_timeout(tmp_path: Path, fault_proxy: FaultProxy,
+def test_a_database_blackholed_before_the_run_costs_one_connect_timeout(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                                         database_url: str, reference_rows: Any) -> None:
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url))
     fault_proxy.blackhole()
@@ -262,7 +264,7 @@ def test_a_database_blackholed_before_the_run_costs_one_connect_timeout(tmp_path
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_slow_database_trips_the_breaker(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,
+def test_a_slow_database_trips_the_breaker(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                            reference_rows: Any, mode: Mode) -> None:
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url), mode)
     fault_proxy.latency(80)
@@ -315,7 +317,7 @@ def spool_runs_while_refused(tmp_path: Path, proxy: FaultProxy, database_url: st
     return settings
 
 
-def test_replaying_the_same_records_twice_writes_nothing_twice(tmp_path: Path, fault_proxy: FaultProxy,
+def test_replaying_the_same_records_twice_writes_nothing_twice(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                               database_url: str, reference_rows: Any) -> None:
     settings = spool_runs_while_refused(tmp_path, fault_proxy, database_url, [RUN_ID])
     backup = tmp_path / "backup"
@@ -350,7 +352,7 @@ REPLAYER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_replaying_at_once_apply_each_record_once(tmp_path: Path, fault_proxy: FaultProxy,
+def test_two_processes_replaying_at_once_apply_each_record_once(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                                database_url: str, reference_rows: Any) -> None:
     run_ids = [f"run-{i}" for i in range(6)]
     settings = spool_runs_while_refused(tmp_path, fault_proxy, database_url, run_ids)
@@ -384,7 +386,7 @@ CHILD_WRITE = textwrap.dedent("""
 """)
 
 
-def test_a_fresh_process_skips_a_database_another_process_found_dead(tmp_path: Path, fault_proxy: FaultProxy,
+def test_a_fresh_process_skips_a_database_another_process_found_dead(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                                      database_url: str) -> None:
     long_break = BreakerPolicy(consecutive_failures=2, break_seconds=600, break_jitter=0.0)
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url))
