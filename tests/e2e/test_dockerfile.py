@@ -59,7 +59,7 @@ def parse_dockerfile(text: str) -> Image:
         if op == "WORKDIR":
             image.workdir = args
         elif op == "ENV":
-            image.env.update(pair.split("=", 1) for pair in shlex.split(args))
+            image.env.update(tuple(pair.split("=", 1)) for pair in shlex.split(args))  # type: ignore[misc]
         elif op == "COPY":
             parts = [p for p in shlex.split(args) if not p.startswith("--")]
             image.copies.append((parts[:-1], parts[-1]))

@@ -38,6 +38,7 @@ from persistence.retry import RetryPolicy
 from persistence.spool import Spool
 from tests.faultfixtures import fault_proxy, private_cluster, private_database_url  # noqa: F401
 from tests.faultproxy import FaultProxy
+from tests.known import known
 from tests.pgcluster import PrivateCluster
 from tests.pgfixtures import url_for_database
 
@@ -56,7 +57,7 @@ POLICIES: dict[str, Any] = {"timeouts": TIMEOUTS, "breaker_policy": BREAKER, "re
 TABLES = (("PipelineRun", ("id",)), ("StageOutput", ("runId", "stageNumber")), ("OpportunityCard", ("runId", "number")))
 MODES = [Mode.DATABASE_ONLY, Mode.DUAL_WRITE]
 
-OUTPUTS = {
+OUTPUTS: dict[int, dict[str, Any]] = {
     1: {"summary": "s", "core_mechanism": "m", "inspirations": [{"title": "t", "description": "d",
         "mechanism_type": "UNBUNDLED", "evidence": ["quote"]}]},
     2: {"signals": [{"id": "S1", "category": "c", "description": "d", "relevance": "r", "inspiration": 1}]},
@@ -105,7 +106,7 @@ def rows(url: str) -> dict[str, list[dict[str, Any]]]:
                 "AND (data_type LIKE 'timestamp%%' OR is_identity = 'YES')", (table,))}
             cur = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(
                 sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, keys))))
-            names = [d.name for d in cur.description]
+            names = [d.name for d in known(cur.description)]
             out[table] = [{k: v for k, v in zip(names, row, strict=True) if k not in skipped} for row in cur.fetchall()]
     return out
 
@@ -166,7 +167,7 @@ def assert_spooled_and_finished(settings: Settings, mode: Mode) -> None:
     pending = [r.kind for r in Spool(settings.spool_dir).pending(RUN_ID)]
     assert pending and pending[-1] == "complete_run"
     if mode is Mode.DUAL_WRITE:
-        state = FileStore(settings.output_dir).get_run(RUN_ID)
+        state = known(FileStore(settings.output_dir).get_run(RUN_ID))
         assert state.status == "COMPLETED" and state.completed_stages == (1, 2, 3, 4, 5)
 
 
@@ -175,11 +176,12 @@ def assert_files_match_rows(settings: Settings, url: str) -> None:
     folder = settings.output_dir / RUN_ID
     run = json.loads((folder / "run.json").read_text())
     with psycopg.connect(url) as conn:
-        status, stage, attempt, markdown, *columns = conn.execute(
+        status, stage, attempt, markdown, *columns = known(conn.execute(
             'SELECT status, "currentStage", attempt, "fullReportMarkdown", "stage1Output", "stage2Output", '
-            '"stage3Output", "stage4Output" FROM "PipelineRun" WHERE id = %s', (RUN_ID,)).fetchone()
-        outputs = dict(conn.execute('SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %s',
-                                    (RUN_ID,)).fetchall())
+            '"stage3Output", "stage4Output" FROM "PipelineRun" WHERE id = %s', (RUN_ID,)
+        ).fetchone())
+        outputs: dict[int, Any] = dict(conn.execute(
+            'SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %s', (RUN_ID,)).fetchall())
     assert (run["status"], run["current_stage"], run["attempt"]) == (status, stage, attempt)
     assert (folder / "report.md").read_text() == markdown
     for n in range(1, 6):
@@ -396,7 +398,7 @@ def test_a_fresh_process_skips_a_database_another_process_found_dead(tmp_path: P
     store.close()
     assert breaker_state(settings) == OPEN
     connections_before = fault_proxy.accepted
-    out = subprocess.run([sys.executable, "-c", CHILD_WRITE, settings.database_url, str(settings.output_dir)],
+    out = subprocess.run([sys.executable, "-c", CHILD_WRITE, known(settings.database_url), str(settings.output_dir)],
                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                          check=True, timeout=60)
     result = json.loads([line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])

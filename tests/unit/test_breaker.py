@@ -27,6 +27,7 @@ from persistence.breaker import (
     CircuitOpen,
 )
 from persistence.postgres.errors import DeadlineExceeded
+from tests.known import known
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = BreakerPolicy(consecutive_failures=3, window_seconds=60, window_size=10, min_calls=4,
@@ -161,7 +162,7 @@ def test_failed_probe_reopens_for_a_longer_break_up_to_the_cap(breaker: CircuitB
 def test_a_slow_probe_reopens(breaker: CircuitBreaker, clock: Clock) -> None:
     open_it(breaker)
     clock.now = breaker.snapshot()["open_until"]
-    probe = breaker.acquire()
+    probe = known(breaker.acquire())
     assert breaker.record(probe, None, POLICY.slow_call_seconds + 1) == OPEN
     assert breaker.snapshot()["reason"].startswith("probe_slow")
 
