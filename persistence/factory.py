@@ -51,8 +51,10 @@ def build_resilient(
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
     bounds = replace(timeouts or DbTimeouts(), prepare=settings.database_prepared_statements)
     database = PostgresStore(settings.database_url, bounds, per_thread=connection_per_thread)
-    mirror = (FileMirror(FileStore(settings.output_dir), settings.state_dir / MIRROR_WATERMARK)
-              if settings.mode is Mode.DUAL_WRITE else None)
+    mirror = None
+    if settings.mode is Mode.DUAL_WRITE:
+        mirror = FileMirror(FileStore(settings.output_dir, stages_in_run_json=False),
+                            settings.state_dir / MIRROR_WATERMARK)
     # The web process (connection_per_thread) never replays inside a request: its dispatcher
     # drains the host's spool every 30 s, run processes drain their own runs.
     return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker_policy),
