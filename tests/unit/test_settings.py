@@ -23,7 +23,7 @@ def test_defaults_with_an_empty_environment_are_file_only_and_offline():
     assert settings.blob_allowed_hosts == ("*.public.blob.vercel-storage.com", "*.private.blob.vercel-storage.com")
     assert (settings.max_document_bytes, settings.max_concurrent_runs) == (52_428_800, 2)
     assert (settings.run_lease_seconds, settings.max_run_attempts, settings.port) == (60, 3, 8000)
-    assert settings.log_level == "INFO" and settings.llm_model == "deepseek/deepseek-chat"
+    assert settings.log_level == "INFO" and settings.llm_model == "google/gemini-2.5-flash"
     assert settings.openrouter_base_url == "https://openrouter.ai/api/v1"
 
 
