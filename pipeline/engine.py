@@ -15,7 +15,7 @@ from pipeline.brands import BrandProfile
 from pipeline.document import Document
 
 if TYPE_CHECKING:
-    from pipeline.openrouter.meter import RunMeter
+    from pipeline.usage import RunMeter
 
 StageOutput = Mapping[str, Any]
 

@@ -3,6 +3,11 @@
 It gathers inputs (brand, document, stages already finished), calls each missing stage, hands
 every output to the store as soon as it exists, then renders and stores the report. A run that
 was interrupted resumes from its last finished stage: finished stages are never recomputed.
+
+With an LLM engine (a ``CostedEngine``) the run also: reuses stages 1-3 from the stage cache
+(same document, model and prompt version), meters every call's usage and cost per stage against
+LLM_MAX_COST_PER_RUN, and, when the provider is down after bounded retries, stops with its
+finished stages saved so the dispatcher requeues it (``interrupted`` with ``retry_in_s``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.errors import InvalidInput, NotFound, StageError
+from config.errors import InvalidInput, NotFound, ProviderUnavailable, StageError
 from config.log import bind_run, get_logger
 from persistence.ports import RunStore
 from persistence.records import (
@@ -27,9 +32,11 @@ from persistence.records import (
 )
 from pipeline.brands import load_brand
 from pipeline.document import Document
-from pipeline.engine import Engine
+from pipeline.engine import CostedEngine, Engine
 from pipeline.report import render_report
-from pipeline.stages import run_stage
+from pipeline.stage_cache import CachedStage, NoCache, StageCache, cache_key
+from pipeline.stages import STAGE_INPUTS, run_stage
+from pipeline.usage import RunMeter, Usage
 
 log = get_logger(__name__)
 
@@ -68,6 +75,11 @@ class RunServices:
     engine: Engine
     brands_dir: Path
     load_document: Callable[[str], Document]
+    stage_cache: StageCache = NoCache()
+    max_cost_usd: float | None = None  # LLM_MAX_COST_PER_RUN
+
+
+CACHEABLE_STAGES = (1, 2, 3)  # they read the document only; 4 and 5 read the brand
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,28 @@ class RunOutcome:
     error: RunErrorInfo | None = None
     resumed_from: int = 0
     interrupted: bool = False
+    retry_in_s: float | None = None  # set when the LLM provider is down: requeue after this long
+    usage: Mapping[int, Usage] | None = None  # per stage, this attempt (None without an LLM)
+    cache_hits: tuple[int, ...] = ()
+
+    @property
+    def total_usage(self) -> Usage | None:
+        """This attempt's calls, tokens and cost, summed (None without an LLM)."""
+        if self.usage is None:
+            return None
+        total = Usage()
+        for usage in self.usage.values():
+            total = total + usage
+        return total
+
+
+@dataclass
+class _Llm:
+    """A run's LLM bookkeeping: its meter, the stages reused from the cache."""
+
+    engine: CostedEngine
+    meter: RunMeter
+    hits: list[int]
 
 
 def execute_run(
@@ -102,6 +136,7 @@ def execute_run(
     # Never the query string: a signed blob URL carries its token there.
     log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
              stages_done=sorted(done), engine=services.engine.name)
+    llm = _begin_llm(services)
     current = 1
     try:
         brand = load_brand(services.brands_dir, request.company_id)
@@ -117,17 +152,30 @@ def execute_run(
                 continue
             if should_stop():
                 log.warning("run_interrupted", next_stage=current, reason="shutdown requested; resumes later")
-                return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True)
+                return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True,
+                                  **_llm_outcome(llm))
+            cached = _from_cache(services, llm, current, document, outputs)
+            if cached is not None:
+                _save(services, request, attempt, current, cached, progress, seconds=0.0)
+                outputs[current] = cached
+                continue
             outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
+            _to_cache(services, llm, current, document, outputs)
         current = 0
         report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs)
         store.complete_run(request.run_id, attempt, report)
+    except ProviderUnavailable as exc:
+        # Not the run's fault and not final: keep what is finished, go back to QUEUED, resume later.
+        log.warning("run_requeue_provider_down", stage=exc.stage, retry_in_s=round(exc.retry_in_s, 1),
+                    error=exc.message)
+        return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True,
+                          retry_in_s=exc.retry_in_s, **_llm_outcome(llm))
     except (StageError, InvalidInput, NotFound) as exc:
         stage = exc.stage if isinstance(exc, StageError) else current
         error = RunErrorInfo(stage=stage or None, code=exc.code, message=exc.message)
         store.fail_run(request.run_id, attempt, error)
         log.error("run_failed", stage=error.stage, code=error.code, error=error.message)
-        return RunOutcome(request.run_id, RunStatus.FAILED, error, resumed_from=len(done))
+        return RunOutcome(request.run_id, RunStatus.FAILED, error, resumed_from=len(done), **_llm_outcome(llm))
     except Exception as exc:
         # A bug, not bad input: record it so the run does not sit in PROCESSING, then re-raise
         # so the traceback reaches the logs and the process exits non-zero.
@@ -135,8 +183,68 @@ def execute_run(
         store.fail_run(request.run_id, attempt, error)
         log.exception("run_crashed", stage=error.stage)
         raise
-    log.info("run_completed", stages_resumed=len(done))
-    return RunOutcome(request.run_id, RunStatus.COMPLETED, resumed_from=len(done))
+    outcome = RunOutcome(request.run_id, RunStatus.COMPLETED, resumed_from=len(done), **_llm_outcome(llm))
+    total = outcome.total_usage
+    log.info("run_completed", stages_resumed=len(done), cache_hits=list(outcome.cache_hits),
+             usage=total.as_dict() if total else None)
+    return outcome
+
+
+def _begin_llm(services: RunServices) -> _Llm | None:
+    """The run's meter (and ceiling), when the engine is an LLM."""
+    engine = services.engine
+    if not isinstance(engine, CostedEngine):
+        return None
+    meter = RunMeter(services.max_cost_usd)
+    engine.begin_run(meter)
+    return _Llm(engine, meter, [])
+
+
+def _llm_outcome(llm: _Llm | None) -> dict[str, Any]:
+    if llm is None:
+        return {}
+    return {"usage": dict(llm.meter.stages()), "cache_hits": tuple(llm.hits)}
+
+
+def _key(llm: _Llm, stage: int, document: Document, outputs: Mapping[int, Mapping[str, Any]]) -> str:
+    return cache_key(document.sha256, llm.engine.cache_scope, stage, {n: outputs[n] for n in STAGE_INPUTS[stage]})
+
+
+def _from_cache(services: RunServices, llm: _Llm | None, stage: int, document: Document,
+                outputs: Mapping[int, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """Stage ``stage``'s output from the stage cache, or None (a miss, no LLM, or a cache that failed)."""
+    if llm is None or stage not in CACHEABLE_STAGES:
+        return None
+    try:
+        entry = services.stage_cache.get(_key(llm, stage, document, outputs))
+    except Exception as exc:  # a cache is an optimisation: any failure of it is a miss
+        log.warning("stage_cache_failed", stage=stage, operation="get", error=f"{type(exc).__name__}: {exc}")
+        return None
+    if entry is None:
+        return None
+    llm.hits.append(stage)
+    log.info("stage_cache_hit", stage=stage, stage_name=STAGE_NAMES[stage], model=entry.model,
+             saved_cost_usd=entry.usage.get("cost_usd"))
+    return entry.output
+
+
+def _to_cache(services: RunServices, llm: _Llm | None, stage: int, document: Document,
+              outputs: Mapping[int, Mapping[str, Any]]) -> None:
+    if llm is None or stage not in CACHEABLE_STAGES:
+        return
+    entry = CachedStage(stage, outputs[stage], llm.meter.stage(stage).as_dict(), llm.engine.model)
+    try:
+        services.stage_cache.put(_key(llm, stage, document, outputs), entry)
+    except Exception as exc:  # a cache that cannot be written costs calls next time, never this run
+        log.warning("stage_cache_failed", stage=stage, operation="put", error=f"{type(exc).__name__}: {exc}")
+
+
+def _save(services: RunServices, request: RunRequest, attempt: int, stage: int, output: Mapping[str, Any],
+          progress: Progress, *, seconds: float) -> None:
+    now = utcnow()
+    services.store.save_stage(request.run_id, attempt, StageResult(stage, output, now, now))
+    progress.stage_finished(stage, STAGE_NAMES[stage], seconds)
+    log.info("stage_completed", stage=stage, stage_name=STAGE_NAMES[stage], duration_ms=0.0, cached=True)
 
 
 def _run_one(

@@ -21,13 +21,13 @@ from pipeline.engine import Grounding
 from pipeline.openrouter import prompts
 from pipeline.openrouter import schemas as s
 from pipeline.openrouter.breaker import ProviderBreaker
-from pipeline.openrouter.meter import RunMeter
 from pipeline.openrouter.models import ModelCatalogue
 from pipeline.openrouter.policy import LlmPolicy
 from pipeline.openrouter.replies import converse
 from pipeline.openrouter.transport import ChatClient
 from pipeline.passages import Passage, rendered_chars, sections, split_passages, texts
 from pipeline.stage_schema import validate_stage_output
+from pipeline.usage import RunMeter
 from pipeline.vocabulary import INNOVATION_TYPES
 
 if TYPE_CHECKING:

@@ -48,47 +48,6 @@ class Transient(Exception):
 
 
 @dataclass(frozen=True)
-class Usage:
-    """What calls cost, from OpenRouter's ``usage`` (cost in USD credits); adds up with ``+``."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.calls + other.calls, self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens, self.cached_tokens + other.cached_tokens,
-                     round(self.cost_usd + other.cost_usd, 10))
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON shape of run.json and the status API."""
-        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "cached_tokens": self.cached_tokens, "cost_usd": round(self.cost_usd, 8)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
-        """The inverse of :meth:`as_dict` (missing keys are zero)."""
-        return cls(int(data.get("calls", 0)), int(data.get("prompt_tokens", 0)),
-                   int(data.get("completion_tokens", 0)), int(data.get("cached_tokens", 0)),
-                   float(data.get("cost_usd", 0.0)))
-
-    @classmethod
-    def of_call(cls, usage: Mapping[str, Any]) -> Usage:
-        """One completion's usage block: tokens, ``prompt_tokens_details.cached_tokens`` and ``cost``."""
-        details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-        cost = usage.get("cost")
-        return cls(1, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), _count(cached),
-                   float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0)
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-@dataclass(frozen=True)
 class Completion:
     """The parts of a chat completion the engine uses."""
 

@@ -32,9 +32,9 @@ from tenacity.stop import stop_base
 from config.errors import ProviderUnavailable, StageError
 from config.log import get_logger
 from pipeline.openrouter.breaker import ProviderBreaker
-from pipeline.openrouter.meter import RunMeter
 from pipeline.openrouter.policy import LlmPolicy
-from pipeline.openrouter.responses import Completion, Transient, Usage, read_completion, redact
+from pipeline.openrouter.responses import Completion, Transient, read_completion, redact
+from pipeline.usage import RunMeter, Usage
 
 log = get_logger(__name__)
 
