@@ -59,8 +59,8 @@ class ProviderBreaker:
             state = self._read()
             previous = state.get("cooldown_s", 0.0)
             recent = time.time() - state.get("open_until", 0.0) < self.max_cooldown_s
-            cooldown = min(self.max_cooldown_s, max(at_least_s, previous * 2 if recent and previous else
-                                                     self.first_cooldown_s))
+            grown = min(self.max_cooldown_s, previous * 2 if recent and previous else self.first_cooldown_s)
+            cooldown = max(at_least_s, grown)  # a server's Retry-After is honoured even past our cap
             self._write({"open_until": time.time() + cooldown, "cooldown_s": cooldown})
         log.warning("llm_breaker_opened", cooldown_s=round(cooldown, 1))
         return cooldown

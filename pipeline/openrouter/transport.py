@@ -155,14 +155,14 @@ class ChatClient:
             return backoff(state)
 
         class AsksTooLong(stop_base):
-            """A Retry-After past the time left (or past our cap) is not waited for: fail fast, requeue."""
+            """A Retry-After past the time left is not waited for: fail fast, the run is requeued."""
 
             def __call__(self, state: RetryCallState) -> bool:
                 exc = state.outcome.exception() if state.outcome else None
                 if not isinstance(exc, Transient) or exc.retry_after is None:
                     return False
                 left = policy.total_s - (time.monotonic() - started)
-                return exc.retry_after > min(left, policy.max_wait_s)
+                return exc.retry_after > left
 
         asks_too_long = AsksTooLong()
 
