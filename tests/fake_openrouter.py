@@ -243,8 +243,8 @@ def status(code: int, *, message: str | None = None, retry_after: str | None = N
     """An OpenRouter error answer ``{"error": {"code", "message"}}`` with that status."""
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
     text = message or {401: "No auth credentials found", 402: "Insufficient credits",
-                       403: "Input flagged by moderation", 429: "Rate limit exceeded", 500: "Internal error", 502: "Provider returned error",
-                       503: "No available provider"}.get(code, "error")
+                       403: "Input flagged by moderation", 429: "Rate limit exceeded", 500: "Internal error",
+                       502: "Provider returned error", 503: "No available provider"}.get(code, "error")
     return lambda r: _json_reply(code, {"error": {"code": code, "message": text}}, headers)
 
 
