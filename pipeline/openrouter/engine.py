@@ -114,15 +114,20 @@ class OpenRouterEngine:
 
     def _ask(self, stage: int, name: str, messages: list[dict[str, str]], reply: type[s._Reply],
              ids: Mapping[str, Sequence[Any]], check: Any) -> Any:
+        if self.client.prices is None:
+            self._budget()
         schema = s.strict_schema(reply, ids)
         return converse(self.client, stage, messages, name=name, reply=reply, schema=schema, check=check,
                         temperature=self.policy.temperature(stage))
 
     def _budget(self) -> int:
-        info_context = self.catalogue.context_length(self.client.model)
-        if info_context is None:
+        """Characters of passages one prompt may carry, from the model's context length (or a safe fallback)."""
+        info = self.catalogue.find(self.client.model)
+        if info is not None:  # the cost ceiling's estimate needs the model's prices too
+            self.client.prices = (info.prompt_price_usd, info.completion_price_usd)
+        if info is None or info.context_length is None:
             return self.policy.prompt_budget_chars(self.policy.fallback_context_tokens)
-        return self.policy.prompt_budget_chars(info_context)
+        return self.policy.prompt_budget_chars(info.context_length)
 
     def _language(self, stage1: Mapping[str, Any] | None) -> str | None:
         if self.language:

@@ -33,6 +33,7 @@ class ModelInfo:
     context_length: int | None
     supported_parameters: tuple[str, ...]
     prompt_price_usd: float  # per token
+    completion_price_usd: float = 0.0  # per token
 
     @property
     def strict_outputs(self) -> bool:
@@ -47,12 +48,19 @@ def _info(entry: Mapping[str, Any]) -> ModelInfo | None:
     context = entry.get("context_length")
     params = entry.get("supported_parameters")
     pricing = entry.get("pricing")
-    try:
-        price = float(pricing.get("prompt") or 0.0) if isinstance(pricing, Mapping) else 0.0
-    except (TypeError, ValueError):
-        price = 0.0
     return ModelInfo(model_id, context if isinstance(context, int) and context > 0 else None,
-                     tuple(p for p in params if isinstance(p, str)) if isinstance(params, list) else (), price)
+                     tuple(p for p in params if isinstance(p, str)) if isinstance(params, list) else (),
+                     _price(pricing, "prompt"), _price(pricing, "completion"))
+
+
+def _price(pricing: object, key: str) -> float:
+    """A per-token price from the catalogue (strings of USD), 0.0 when absent or unreadable."""
+    if not isinstance(pricing, Mapping):
+        return 0.0
+    try:
+        return max(0.0, float(pricing.get(key) or 0.0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 class ModelCatalogue:
@@ -108,12 +116,11 @@ class ModelCatalogue:
         """``model``'s entry; None when it is not listed."""
         return self.load().get(model)
 
-    def context_length(self, model: str) -> int | None:
-        """``model``'s context length in tokens, or None (unlisted, or the endpoint is unreachable)."""
+    def find(self, model: str) -> ModelInfo | None:
+        """``model``'s entry, or None when unlisted or when the endpoint cannot be read (logged)."""
         try:
-            info = self.get(model)
+            return self.get(model)
         except (requests.RequestException, ValueError) as exc:
             log.warning("llm_models_unavailable", url=self.url, error=type(exc).__name__,
-                        fallback="the policy's safe prompt budget")
+                        fallback="the policy's safe prompt budget, no cost estimate")
             return None
-        return info.context_length if info else None

@@ -40,6 +40,7 @@ log = get_logger(__name__)
 
 Message = Mapping[str, str]
 # A dropped connection mid-body (ChunkedEncodingError) is a connection error too.
+EXPECTED_ANSWER_TOKENS = 1_500  # a stage's JSON answer, for the cost estimate when max_tokens is unset
 NETWORK_ERRORS = (requests.ConnectionError, requests.ReadTimeout, requests.exceptions.ChunkedEncodingError)
 
 
@@ -65,7 +66,8 @@ class ChatClient:
         self.policy = policy
         self.breaker = breaker or ProviderBreaker()
         self.meter = RunMeter()
-        self.price_per_prompt_token = 0.0  # from the models endpoint, for the cost ceiling's estimate
+        # (prompt, completion) USD per token from the models endpoint, for the cost ceiling's estimate
+        self.prices: tuple[float, float] | None = None
         self._api_key = api_key
         self._attribution = {"X-OpenRouter-Title": app_title} if app_title else {}
         if app_url:
@@ -100,8 +102,7 @@ class ChatClient:
                                              f"{waiting:.0f}s (provider breaker); the run resumes later",
                                       retry_in_s=waiting)
         body = self.body(messages, schema_name=schema_name, schema=schema, temperature=temperature)
-        prompt_chars = sum(len(m.get("content", "")) for m in messages)
-        self.meter.check(stage, prompt_chars / 4 * self.price_per_prompt_token)
+        self.meter.check(stage, self.estimate_usd(messages))
         started = time.monotonic()
         retrying = self._retrying(stage, started)
         try:
@@ -129,6 +130,13 @@ class ChatClient:
                  finish_reason=completion.finish_reason, usage=usage.as_dict(),
                  seconds=round(time.monotonic() - started, 3))
         return completion
+
+    def estimate_usd(self, messages: Sequence[Message]) -> float:
+        """What a call will cost, about: its prompt at ~4 characters a token, and an answer of EXPECTED tokens."""
+        prompt_price, completion_price = self.prices or (0.0, 0.0)
+        prompt_tokens = sum(len(m.get("content", "")) for m in messages) / 4
+        answer_tokens = self.policy.max_tokens or EXPECTED_ANSWER_TOKENS
+        return prompt_tokens * prompt_price + answer_tokens * completion_price
 
     def _post_once(self, stage: int, body: Mapping[str, Any]) -> Completion:
         """One HTTP exchange, read into a Completion (or Transient / StageError)."""

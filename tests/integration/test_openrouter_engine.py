@@ -437,7 +437,7 @@ def test_fenced_json_is_accepted_without_a_repair(fake_openrouter, document):
 
 def test_a_call_that_would_pass_the_ceiling_is_not_made(fake_openrouter, document, brand):
     engine = make_engine(fake_openrouter)
-    engine.begin_run(RunMeter(ceiling_usd=0.001))
+    engine.begin_run(RunMeter(ceiling_usd=0.011))
 
     with pytest.raises(StageError) as caught:
         run_all(engine, document, brand)

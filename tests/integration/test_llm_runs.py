@@ -1,0 +1,186 @@
+"""Whole runs on the LLM engine against the strict fake: exact call counts, the stage cache, cost, requeue."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+import requests
+
+from config.settings import Settings
+from persistence.factory import build_store
+from persistence.records import STAGE_FILES, RunRequest, RunStatus
+from pipeline.bootstrap import build_stage_cache, load_document
+from pipeline.openrouter import LlmPolicy, OpenRouterEngine
+from pipeline.openrouter.breaker import ProviderBreaker
+from pipeline.runner import RunOutcome, RunServices, execute_run
+from pipeline.stage_cache import NoCache
+from pipeline.stage_schema import validate_stage_output
+from tests import fake_openrouter as fake_api
+from tests.conftest import REPO
+from tests.fake_openrouter import FakeOpenRouter, start_fake_openrouter
+
+SAMPLE = REPO / "data" / "samples" / "convenience-reinvented.md"
+FAST = LlmPolicy(connect_timeout_s=2.0, read_timeout_s=1.0, attempts=3, total_s=30.0,
+                 first_wait_s=0.01, jitter_s=0.01, max_wait_s=0.05)
+
+
+@pytest.fixture(name="fake")
+def _fake() -> Iterator[FakeOpenRouter]:
+    fake = start_fake_openrouter()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+def settings_for(fake: FakeOpenRouter, out: Path, **changes: object) -> Settings:
+    base = Settings(enable_database_writes=False, output_dir=out, openrouter_api_key=fake.api_key,
+                    openrouter_base_url=fake.base_url, pipeline_engine="openrouter")
+    return Settings(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+
+
+def services_for(settings: Settings, *, no_cache: bool = False) -> RunServices:
+    """What bootstrap builds, with a fast retry policy and a breaker without cool-down (no waiting in tests)."""
+    engine = OpenRouterEngine.from_settings(settings, policy=FAST, session=requests.Session())
+    engine.client.breaker = ProviderBreaker(settings.state_dir / "openrouter-breaker.json", first_cooldown_s=0.0)
+    return RunServices(store=build_store(settings), engine=engine, brands_dir=settings.brands_dir,
+                       load_document=partial(load_document, settings),
+                       stage_cache=NoCache() if no_cache else build_stage_cache(settings),
+                       max_cost_usd=settings.llm_max_cost_per_run)
+
+
+def run(services: RunServices, run_id: str, brand: str, attempt: int = 1) -> RunOutcome:
+    request = RunRequest(run_id=run_id, company_id=brand, user_id="test", document_url=str(SAMPLE))
+    if attempt == 1:
+        services.store.create_run(request)
+    return execute_run(services, request, attempt=attempt)
+
+
+def stages_asked(fake: FakeOpenRouter, since: int = 0) -> list[int]:
+    return [r.stage for r in fake.completions[since:]]
+
+
+def test_a_run_is_five_calls_and_its_usage_is_summed(fake, tmp_path):
+    outcome = run(services_for(settings_for(fake, tmp_path)), "r1", "decathlon")
+
+    assert outcome.status is RunStatus.COMPLETED and stages_asked(fake) == [1, 2, 3, 4, 5]
+    assert outcome.usage is not None and sorted(outcome.usage) == [1, 2, 3, 4, 5]
+    total = outcome.total_usage
+    assert total is not None and total.calls == 5 and total.cost_usd > 0
+    assert total.cost_usd == pytest.approx(sum(u.cost_usd for u in outcome.usage.values()))
+    for stage, name in STAGE_FILES.items():
+        validate_stage_output(stage, json.loads((tmp_path / "r1" / name).read_text()))
+
+
+def test_a_second_brand_on_the_same_document_costs_two_calls(fake, tmp_path):
+    services = services_for(settings_for(fake, tmp_path))
+    first = run(services, "r1", "decathlon")
+    second = run(services, "r2", "mccormick-usa")
+
+    assert first.status is second.status is RunStatus.COMPLETED
+    assert stages_asked(fake) == [1, 2, 3, 4, 5, 4, 5]
+    assert first.cache_hits == () and second.cache_hits == (1, 2, 3)
+    assert second.total_usage is not None and second.total_usage.calls == 2
+    for name in list(STAGE_FILES.values())[:3]:  # the reused stages are the first run's, exactly
+        assert (tmp_path / "r1" / name).read_text() == (tmp_path / "r2" / name).read_text()
+    assert json.loads((tmp_path / "r2" / STAGE_FILES[4]).read_text())["brand_id"] == "mccormick-usa"
+
+
+def test_no_cache_recomputes_every_stage(fake, tmp_path):
+    settings = settings_for(fake, tmp_path)
+    run(services_for(settings), "r1", "decathlon")
+    again = run(services_for(settings, no_cache=True), "r2", "decathlon")
+
+    assert again.cache_hits == () and stages_asked(fake) == [1, 2, 3, 4, 5] * 2
+
+
+def test_another_model_does_not_reuse_the_cache(fake, tmp_path):
+    run(services_for(settings_for(fake, tmp_path)), "r1", "decathlon")
+    other = run(services_for(settings_for(fake, tmp_path, llm_model="openai/gpt-4.1-mini")), "r2", "decathlon")
+
+    assert other.cache_hits == () and len(fake.completions) == 10
+
+
+def test_a_long_outage_requeues_the_run_which_resumes_without_redoing_finished_stages(fake, tmp_path):
+    services = services_for(settings_for(fake, tmp_path))
+    fake.script(fake_api.valid(), fake_api.valid(), *[fake_api.status(503)] * FAST.attempts)
+
+    first = run(services, "r1", "decathlon")
+
+    assert first.interrupted and first.retry_in_s is not None and first.error is None
+    assert first.status is RunStatus.PROCESSING  # not FAILED: the dispatcher requeues it
+    assert sorted(services.store.load_stage_outputs("r1")) == [1, 2]
+    assert services.store.requeue("r1", 1, "provider down")  # what the dispatcher does on exit 75
+    state = services.store.get_run("r1")
+    assert state is not None and state.status is RunStatus.QUEUED
+    asked_before = len(fake.completions)
+
+    claim = services.store.claim("r1", "test-owner", 60)
+    assert claim is not None
+    second = run(services, "r1", "decathlon", attempt=claim.attempt)
+
+    assert second.status is RunStatus.COMPLETED
+    assert stages_asked(fake, asked_before) == [3, 4, 5]  # zero calls for the finished stages
+
+
+def test_a_resumed_run_makes_no_call_for_its_finished_stages(fake, tmp_path):
+    services = services_for(settings_for(fake, tmp_path), no_cache=True)
+    fake.script(fake_api.valid(), fake_api.valid(), fake_api.valid(), fake_api.status(401))
+    failed = run(services, "r1", "decathlon")
+    assert failed.status is RunStatus.FAILED and failed.error is not None and failed.error.code == "LLM_AUTH"
+    asked_before = len(fake.completions)
+
+    resumed = run(services, "r1", "decathlon", attempt=2)
+
+    assert resumed.status is RunStatus.COMPLETED and stages_asked(fake, asked_before) == [4, 5]
+
+
+def test_the_cost_ceiling_stops_the_run_and_keeps_finished_stages(fake, tmp_path):
+    services = services_for(settings_for(fake, tmp_path, llm_max_cost_per_run=0.011))
+
+    outcome = run(services, "r1", "decathlon")
+
+    assert outcome.status is RunStatus.FAILED and outcome.error is not None
+    assert outcome.error.code == "LLM_BUDGET_EXCEEDED" and "LLM_MAX_COST_PER_RUN" in outcome.error.message
+    kept = services.store.load_stage_outputs("r1")
+    assert kept and len(fake.completions) == len(kept)  # every call made became a kept stage
+    assert outcome.total_usage is not None and outcome.total_usage.cost_usd <= 0.011
+
+
+# ---- the CLI, as a subprocess -----------------------------------------------------------------
+
+def _cli(fake: FakeOpenRouter, out: Path, run_id: str, brand: str, *extra: str) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABASE_URL", "ENABLE_", "OPENROUTER", "PIPELINE_", "LLM_", "REPORT_"))}
+    env.update(OPENROUTER_API_KEY=fake.api_key, OPENROUTER_BASE_URL=fake.base_url, OUTPUT_DIR=str(out),
+               ENABLE_DATABASE_WRITES="false", LOG_LEVEL="INFO")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(SAMPLE.relative_to(REPO)), "--brand", brand,
+         "--engine", "openrouter", "--run-id", run_id, *extra],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert fake.api_key not in result.stdout + result.stderr
+    summary: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def test_the_cli_reports_usage_and_reuses_stages_for_a_second_brand(fake, tmp_path):
+    first = _cli(fake, tmp_path, "c1", "decathlon")
+    second = _cli(fake, tmp_path, "c2", "mccormick-usa")
+    third = _cli(fake, tmp_path, "c3", "mccormick-usa", "--no-cache")
+
+    assert first["status"] == second["status"] == third["status"] == "COMPLETED"
+    assert stages_asked(fake) == [1, 2, 3, 4, 5, 4, 5, 1, 2, 3, 4, 5]
+    assert (first["cache_hits"], second["cache_hits"], third["cache_hits"]) == ([], [1, 2, 3], [])
+    usage = first["usage"]
+    assert isinstance(usage, dict) and usage["calls"] == 5 and usage["cost_usd"] > 0
+    assert all(r.body["model"] == "google/gemini-2.5-flash" for r in fake.completions)
+    assert (tmp_path / "c2" / "report.md").read_text().startswith("# ")
