@@ -10,6 +10,7 @@
                                      **built from the request's JSON Schema** (enums honoured, array sizes
                                      honoured), with ``usage`` (tokens, cached tokens, ``cost``).
     GET  /api/v1/models              the catalogue: id, context_length, supported_parameters, pricing.
+    GET  /api/v1/key                 the key's limits (401 for a wrong key).
 
 Script misbehaviour with ``fake.script(rate_limited("1"), status(502), valid())``; every request
 is kept in ``requests``. ``fake.latency_s`` delays every completion (benchmarks).
@@ -33,6 +34,7 @@ import pytest
 
 COMPLETIONS_PATH = "/api/v1/chat/completions"
 MODELS_PATH = "/api/v1/models"
+KEY_PATH = "/api/v1/key"
 DEFAULT_MODEL = "google/gemini-2.5-flash"
 STRUCTURED = ["max_tokens", "temperature", "response_format", "structured_outputs", "seed"]
 _MARKER = re.compile(r"stage (\d) of 5")
@@ -398,12 +400,16 @@ def _handler(fake: FakeOpenRouter) -> type[BaseHTTPRequestHandler]:
             return False
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-            """The models catalogue."""
+            """The models catalogue, or the key's limits."""
             received = Received(self.path, dict(self.headers.items()), b"")
             with fake.lock:
                 fake.requests.append(received)
                 data = list(fake.models.values())
-            if self.path.split("?")[0] != MODELS_PATH:
+            if self.path == KEY_PATH:
+                if self._authorised(received):
+                    self._send(_json_reply(200, {"data": {"label": "fake", "limit": None, "usage": 0.0,
+                                                          "limit_remaining": None}}))
+            elif self.path.split("?")[0] != MODELS_PATH:
                 self._send(status(404, message=f"Not Found: {self.path}")(received))
             else:
                 self._send(_json_reply(200, {"data": data}))
