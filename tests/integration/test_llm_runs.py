@@ -7,14 +7,17 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import pytest
 import requests
 
 from config.settings import Settings
 from persistence.factory import build_store
+from persistence.files import FileStore
 from persistence.records import STAGE_FILES, RunRequest, RunStatus
 from pipeline.bootstrap import build_stage_cache, load_document
 from pipeline.openrouter import LlmPolicy, OpenRouterEngine
@@ -43,7 +46,7 @@ def _fake() -> Iterator[FakeOpenRouter]:
 def settings_for(fake: FakeOpenRouter, out: Path, **changes: object) -> Settings:
     base = Settings(enable_database_writes=False, output_dir=out, openrouter_api_key=fake.api_key,
                     openrouter_base_url=fake.base_url, pipeline_engine="openrouter")
-    return Settings(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def services_for(settings: Settings, *, no_cache: bool = False) -> RunServices:
@@ -117,12 +120,13 @@ def test_a_long_outage_requeues_the_run_which_resumes_without_redoing_finished_s
     assert first.interrupted and first.retry_in_s is not None and first.error is None
     assert first.status is RunStatus.PROCESSING  # not FAILED: the dispatcher requeues it
     assert sorted(services.store.load_stage_outputs("r1")) == [1, 2]
-    assert services.store.requeue("r1", 1, "provider down")  # what the dispatcher does on exit 75
-    state = services.store.get_run("r1")
+    store = cast(FileStore, services.store)  # FILE_ONLY: the queue is the file store's
+    assert store.requeue("r1", 1, "provider down")  # what the dispatcher does on exit 75
+    state = store.get_run("r1")
     assert state is not None and state.status is RunStatus.QUEUED
     asked_before = len(fake.completions)
 
-    claim = services.store.claim("r1", "test-owner", 60)
+    claim = store.claim("r1", "test-owner", 60)
     assert claim is not None
     second = run(services, "r1", "decathlon", attempt=claim.attempt)
 
