@@ -1,4 +1,4 @@
-"""The stage cache in files: ``OUTPUT_DIR/.stage-cache/<key[:2]>/<key>.json``, written atomically.
+"""The stage cache in files: ``OUTPUT_DIR/.stage-cache/<key[:2]>/<key>.json``, renamed into place.
 
 Used in FILE_ONLY and DUAL_WRITE (beside the table). The first entry for a key wins: a second
 writer finds the file and leaves it, so a reader never sees a half-written or swapped entry.
@@ -7,6 +7,8 @@ Unreadable entries are misses (logged), never errors: a cache only ever saves ca
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from config.log import get_logger
@@ -45,5 +47,10 @@ class FileStageCache:
         path = self._path(key)
         if path.exists():
             return
-        atomic.write_json(path, {"stage": entry.stage, "output": dict(entry.output), "usage": dict(entry.usage),
-                                 "model": entry.model})
+        # Atomic (rename) but not fsynced: a cache entry lost to a crash costs one call, never correctness,
+        # and three fsyncs per run would cost more than the calls they might save.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(atomic.dumps({"stage": entry.stage, "output": dict(entry.output), "usage": dict(entry.usage),
+                                      "model": entry.model}))
+        os.replace(tmp, path)
