@@ -40,7 +40,9 @@ from pipeline.runner import RunOutcome, RunServices, execute_run
 from tests.fake_openrouter import DEFAULT_MODEL, FakeOpenRouter, start_fake_openrouter
 
 AIM = 1.1
-CONTEXT_TOKENS = 200_000  # the fake model's context: a 300-page report needs a few sections
+# The fake model's context per page of the long report: ~2,000 characters a page against a prompt budget of
+# 0.6 x 3.5 characters per context token, so the report needs two sections (300 pages: 195,000 tokens).
+CONTEXT_TOKENS_PER_PAGE = 650
 WORDS = ("shoppers", "retailers", "convenience", "premium", "format", "occasion", "refill", "delivery",
          "subscription", "snack", "meal", "breakfast", "protein", "fibre", "plant", "dairy", "frozen", "chilled",
          "ambient", "price", "promotion", "loyalty", "app", "store", "online", "weekly", "monthly", "growth",
@@ -80,7 +82,7 @@ def timed_run(svc: RunServices, run_id: str, brand: str, document: Path) -> tupl
 
 def measure(latency: float, repeats: int, pages: int) -> dict[str, Any]:
     fake = start_fake_openrouter()
-    fake.set_model(DEFAULT_MODEL, context_length=CONTEXT_TOKENS)
+    fake.set_model(DEFAULT_MODEL, context_length=CONTEXT_TOKENS_PER_PAGE * pages)
     policy = LlmPolicy()
     results: dict[str, list[float]] = {"run": [], "second_brand": [], "long_report": []}
     usage: dict[str, dict[str, Any]] = {}
