@@ -15,7 +15,7 @@ from pipeline.document import Document
 from pipeline.documents import RawDocument, is_url, parse_document, read_local
 from pipeline.engine import Engine
 from pipeline.runner import RunServices
-from pipeline.stage_cache import NoCache, StageCache
+from pipeline.stage_cache import NoCache, StageCache, TieredCache
 
 log = get_logger(__name__)
 
@@ -40,12 +40,18 @@ def build_engine(settings: Settings) -> Engine:
 
 
 def build_stage_cache(settings: Settings) -> StageCache:
-    """Where stages 1-3 of the LLM engine are reused from: files under OUTPUT_DIR (LLM_STAGE_CACHE)."""
+    """Where stages 1-3 of the LLM engine are reused from, per mode: the table, files, or both."""
     if settings.engine != "openrouter" or not settings.llm_stage_cache:
         return NoCache()
     from persistence.stage_cache_files import FileStageCache
 
-    return FileStageCache(settings.output_dir / ".stage-cache")
+    files = FileStageCache(settings.output_dir / ".stage-cache")
+    if not settings.mode.uses_database or not settings.database_url:
+        return files
+    from persistence.stage_cache_postgres import PostgresStageCache
+
+    table = PostgresStageCache(settings.database_url)
+    return TieredCache(table, files) if settings.mode.writes_files else table
 
 
 def load_document(settings: Settings, source: str) -> Document:

@@ -16,6 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from config.log import get_logger
+
+log = get_logger(__name__)
+
 
 @dataclass(frozen=True)
 class CachedStage:
@@ -56,3 +60,32 @@ class NoCache:
 
     def put(self, key: str, entry: CachedStage) -> None:
         """Keep nothing."""
+
+
+class TieredCache:
+    """DUAL_WRITE: read the first tier that answers, write both; one tier failing never stops the other."""
+
+    def __init__(self, *tiers: StageCache) -> None:
+        self.tiers = tiers
+
+    def get(self, key: str) -> CachedStage | None:
+        """The first tier's entry; a failing tier is logged and skipped."""
+        for tier in self.tiers:
+            try:
+                entry = tier.get(key)
+            except Exception as exc:  # a cache is an optimisation: the next tier may still answer
+                log.warning("stage_cache_tier_failed", tier=type(tier).__name__, operation="get",
+                            error=f"{type(exc).__name__}: {exc}")
+                continue
+            if entry is not None:
+                return entry
+        return None
+
+    def put(self, key: str, entry: CachedStage) -> None:
+        """Write every tier; failures are logged."""
+        for tier in self.tiers:
+            try:
+                tier.put(key, entry)
+            except Exception as exc:
+                log.warning("stage_cache_tier_failed", tier=type(tier).__name__, operation="put",
+                            error=f"{type(exc).__name__}: {exc}")

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
+import psycopg
 import pytest
 import requests
 
@@ -19,6 +20,7 @@ from config.settings import Settings
 from persistence.factory import build_store
 from persistence.files import FileStore
 from persistence.records import STAGE_FILES, RunRequest, RunStatus
+from persistence.stage_cache_postgres import PostgresStageCache
 from pipeline.bootstrap import build_stage_cache, load_document
 from pipeline.openrouter import LlmPolicy, OpenRouterEngine
 from pipeline.openrouter.breaker import ProviderBreaker
@@ -188,3 +190,34 @@ def test_the_cli_reports_usage_and_reuses_stages_for_a_second_brand(fake, tmp_pa
     assert isinstance(usage, dict) and usage["calls"] == 5 and usage["cost_usd"] > 0
     assert all(r.body["model"] == "google/gemini-2.5-flash" for r in fake.completions)
     assert (tmp_path / "c2" / "report.md").read_text().startswith("# ")
+
+
+# ---- the stage cache in PostgreSQL ------------------------------------------------------------
+
+@pytest.mark.parametrize("file_fallback", [False, True], ids=["DATABASE_ONLY", "DUAL_WRITE"])
+def test_the_stage_cache_lives_in_the_table_per_mode(fake, tmp_path, database_url, file_fallback):
+    settings = settings_for(fake, tmp_path, enable_database_writes=True, database_url=database_url,
+                            database_url_non_pooling=database_url, enable_file_fallback=file_fallback)
+    services = services_for(settings)
+    try:
+        run(services, "p1", "decathlon")
+        second = run(services, "p2", "mccormick-usa")
+    finally:
+        services.store.close()
+
+    assert second.cache_hits == (1, 2, 3) and stages_asked(fake) == [1, 2, 3, 4, 5, 4, 5]
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute('SELECT stage, model FROM "StageCache" ORDER BY stage').fetchall()
+    assert rows == [(1, "google/gemini-2.5-flash"), (2, "google/gemini-2.5-flash"), (3, "google/gemini-2.5-flash")]
+    assert (tmp_path / ".stage-cache").is_dir() is file_fallback
+
+
+def test_a_cache_that_cannot_be_reached_is_a_miss_not_a_failure(fake, tmp_path):
+    settings = settings_for(fake, tmp_path, enable_database_writes=True, enable_file_fallback=True,
+                            database_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    services = replace(services_for(settings_for(fake, tmp_path)),
+                       stage_cache=PostgresStageCache(settings.database_url or ""))
+
+    outcome = run(services, "r1", "decathlon")
+
+    assert outcome.status is RunStatus.COMPLETED and stages_asked(fake) == [1, 2, 3, 4, 5]
