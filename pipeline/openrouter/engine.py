@@ -191,14 +191,13 @@ class OpenRouterEngine:
             futures = [pool.submit(self._section, document, len(passages), part, n, len(parts))
                        for n, part in enumerate(parts, start=1)]
             findings = [f.result() for f in futures]
-        cited = [pid for f in findings for pid in _cited(f["inspirations"])]
+        cited = sorted({pid for f in findings for pid in _cited(f["inspirations"])})
         if not cited:  # no section found an innovation: let the combiner cite each section's opening
             cited = [p.id for part in parts for p in part[:3]]
-        evidence = dict(zip(cited, texts(passages, cited), strict=False))
-        by_id = {p.id: p for p in passages}
-        shown = [by_id[pid] for pid in sorted(set(cited))]
-        return self._ask(1, "stage1", prompts.combine(findings, {p.id: p.text for p in shown}, self.language),
-                         s.Stage1Reply, {s.PASSAGES: sorted(evidence)}, self._stage1_check(passages))
+        by_id = {p.id: p.text for p in passages}
+        evidence = {pid: by_id[pid] for pid in cited}
+        return self._ask(1, "stage1", prompts.combine(findings, evidence, self.language), s.Stage1Reply,
+                         {s.PASSAGES: cited}, self._stage1_check(passages))
 
     # ---- stages 2-5 ---------------------------------------------------------------------------
 
@@ -210,7 +209,8 @@ class OpenRouterEngine:
             shown: Sequence[Passage] = passages
         else:  # a long document: the passages stage 1 cited and their neighbours, within the budget
             wanted = {pid + d for pid in _cited(stage1.get("inspirations", [])) for d in range(-3, 4)}
-            shown = sections([p for p in passages if p.id in wanted], budget)[0]
+            near = [p for p in passages if p.id in wanted] or passages  # nothing cited: the document's opening
+            shown = sections(near, budget)[0]
         doc = prompts.document_block(document, shown, len(passages))
         titles = [i["title"] for i in stage1["inspirations"]]
         language = self._language(stage1)
