@@ -12,6 +12,7 @@ finished stages saved so the dispatcher requeues it (``interrupted`` with ``retr
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -162,7 +163,8 @@ def execute_run(
             outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
             _to_cache(services, llm, current, document, outputs)
         current = 0
-        report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs)
+        report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs,
+                               **_written_by(services.engine))
         store.complete_run(request.run_id, attempt, report)
     except ProviderUnavailable as exc:
         # Not the run's fault and not final: keep what is finished, go back to QUEUED, resume later.
@@ -188,6 +190,17 @@ def execute_run(
     log.info("run_completed", stages_resumed=len(done), cache_hits=list(outcome.cache_hits),
              usage=total.as_dict() if total else None)
     return outcome
+
+
+def _written_by(engine: Engine) -> dict[str, Any]:
+    """The report header's engine and model (contract §10: report.md names them in its first lines).
+
+    Issue 10's ``render_report(..., engine, model)`` names them; until that signature is on this
+    branch the keywords are passed only when it accepts them, so either merge order works.
+    """
+    if "engine" not in inspect.signature(render_report).parameters:
+        return {}
+    return {"engine": engine.name, "model": engine.model if isinstance(engine, CostedEngine) else None}
 
 
 def _begin_llm(services: RunServices) -> _Llm | None:
