@@ -47,6 +47,7 @@ def test_every_sample_runs_for_each_brand_into_the_contract_layout(sample, brand
     assert summary(result) == {
         "status": "COMPLETED", "run_id": "r1", "mode": "FILE_ONLY",
         "output_dir": str(output_dir / "r1"), "report": str(output_dir / "r1" / "report.md"), "error": None,
+        "usage": None, "cache_hits": [],  # the offline engine makes no LLM call
     }
     run_dir = output_dir / "r1"
     assert layout(run_dir) == LAYOUT
