@@ -23,7 +23,8 @@ LAYOUT = sorted(["run.json", "report.md", *STAGE_FILES.values()])
 
 def run_cli(*args: str, output_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the CLI in a clean environment (no DATABASE_URL: file mode) with OUTPUT_DIR set."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "ENABLE_", "OPENROUTER", "PIPELINE_"))}
+    scrubbed = ("DATABASE_URL", "ENABLE_", "OPENROUTER", "PIPELINE_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(scrubbed)}
     base.update({"OUTPUT_DIR": str(output_dir), "LOG_LEVEL": "INFO"}, **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=300
@@ -63,7 +64,8 @@ def test_every_sample_runs_for_each_brand_into_the_contract_layout(sample, brand
     assert [t["status"] for t in run["transitions"]] == ["QUEUED", "PROCESSING", "COMPLETED"]
     assert sorted(run["stages"]) == ["1", "2", "3", "4", "5"]
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()[:-1]]
-    assert lines and all(line["run_id"] == "r1" for line in lines if line.get("logger", "").startswith("pipeline.runner"))
+    assert lines and all(line["run_id"] == "r1" for line in lines
+                         if line.get("logger", "").startswith("pipeline.runner"))
 
 
 def test_the_same_input_gives_byte_identical_outputs(tmp_path):
