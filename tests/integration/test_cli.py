@@ -128,7 +128,7 @@ def test_an_interrupted_run_resumes_from_its_last_finished_stage(output_dir):
     assert "[2/5] signal amplification done" in result.stderr
     assert (output_dir / "resume" / STAGE_FILES[1]).stat().st_mtime_ns == stage1  # not recomputed
     state = FileStore(output_dir).get_run("resume")
-    assert state.status.value == "COMPLETED" and state.attempt == 2
+    assert state is not None and state.status.value == "COMPLETED" and state.attempt == 2
 
 
 # -- bad input ------------------------------------------------------------------------------
