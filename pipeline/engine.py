@@ -81,6 +81,8 @@ class GroundedEngine(Protocol):
 class CostedEngine(Protocol):
     """An engine whose calls cost money and depend on a model (the LLM engine): metered and cacheable."""
 
+    name: str
+
     @property
     def model(self) -> str:
         """The model asked first."""

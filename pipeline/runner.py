@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from config.errors import InvalidInput, NotFound, ProviderUnavailable, StageError
 from config.log import bind_run, get_logger
-from persistence.commands import CompleteRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import CompleteRun, FailRun, RecordUsage, SaveStage, StartAttempt
 from persistence.ports import RunStore
 from persistence.records import (
     STAGE_NAMES,
@@ -36,9 +36,10 @@ from pipeline.brands import load_brand
 from pipeline.document import Document
 from pipeline.engine import CostedEngine, Engine
 from pipeline.report import render_report
-from pipeline.stage_cache import CachedStage, NoCache, StageCache, cache_key
-from pipeline.stages import STAGE_INPUTS, run_stage
-from pipeline.usage import RunMeter, Usage
+from pipeline.run_llm import LlmRun, written_by
+from pipeline.stage_cache import NoCache, StageCache
+from pipeline.stages import run_stage
+from pipeline.usage import Usage
 
 log = get_logger(__name__)
 
@@ -81,7 +82,6 @@ class RunServices:
     max_cost_usd: float | None = None  # LLM_MAX_COST_PER_RUN
 
 
-CACHEABLE_STAGES = (1, 2, 3)  # they read the document only; 4 and 5 read the brand
 
 
 @dataclass(frozen=True)
@@ -108,15 +108,6 @@ class RunOutcome:
         return total
 
 
-@dataclass
-class _Llm:
-    """A run's LLM bookkeeping: its meter, the stages reused from the cache."""
-
-    engine: CostedEngine
-    meter: RunMeter
-    hits: list[int]
-
-
 def execute_run(
     services: RunServices,
     request: RunRequest,
@@ -135,10 +126,13 @@ def execute_run(
     bind_run(request.run_id, attempt=attempt)
     store.apply(StartAttempt(request.run_id, attempt))
     done = store.load_stage_outputs(request.run_id)
+    recorded = store.get_run(request.run_id)
+    llm = LlmRun.begin(services.engine, services.stage_cache, services.max_cost_usd,
+                       recorded.usage if recorded else None)
+    store.apply(RecordUsage(request.run_id, attempt, written_by(services.engine, llm)))
     # Never the query string: a signed blob URL carries its token there.
     log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
              stages_done=sorted(done), engine=services.engine.name)
-    llm = _begin_llm(services)
     current = 1
     try:
         brand = load_brand(services.brands_dir, request.company_id)
@@ -156,19 +150,23 @@ def execute_run(
                 log.warning("run_interrupted", next_stage=current, reason="shutdown requested; resumes later")
                 return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True,
                                   **_llm_outcome(llm))
-            cached = _from_cache(services, llm, current, document, outputs)
+            cached = llm.from_cache(current, document, outputs) if llm else None
             if cached is not None:
                 _save(services, request, attempt, current, cached, progress, seconds=0.0)
                 outputs[current] = cached
-                continue
-            outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
-            _to_cache(services, llm, current, document, outputs)
+            else:
+                outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
+                if llm:
+                    llm.to_cache(current, document, outputs)
+            if llm:
+                store.apply(RecordUsage(request.run_id, attempt, llm.snapshot()))
         current = 0
         report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs,
                                **_written_by(services.engine))
         store.apply(CompleteRun(request.run_id, attempt, report))
     except ProviderUnavailable as exc:
         # Not the run's fault and not final: keep what is finished, go back to QUEUED, resume later.
+        _record_spend(store, request, attempt, llm)
         log.warning("run_requeue_provider_down", stage=exc.stage, retry_in_s=round(exc.retry_in_s, 1),
                     error=exc.message)
         return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True,
@@ -176,6 +174,7 @@ def execute_run(
     except (StageError, InvalidInput, NotFound) as exc:
         stage = exc.stage if isinstance(exc, StageError) else current
         error = RunErrorInfo(stage=stage or None, code=exc.code, message=exc.message)
+        _record_spend(store, request, attempt, llm)  # the failed stage's calls cost money too
         store.apply(FailRun(request.run_id, attempt, error))
         log.error("run_failed", stage=error.stage, code=error.code, error=error.message)
         return RunOutcome(request.run_id, RunStatus.FAILED, error, resumed_from=len(done), **_llm_outcome(llm))
@@ -193,6 +192,16 @@ def execute_run(
     return outcome
 
 
+def _llm_outcome(llm: LlmRun | None) -> dict[str, Any]:
+    return llm.outcome() if llm else {}
+
+
+def _record_spend(store: RunStore, request: RunRequest, attempt: int, llm: LlmRun | None) -> None:
+    """Put the calls of a stage that did not finish on record too (when there were any)."""
+    if llm is not None and llm.meter.stages():
+        store.apply(RecordUsage(request.run_id, attempt, llm.snapshot()))
+
+
 def _written_by(engine: Engine) -> dict[str, Any]:
     """The report header's engine and model (contract §10: report.md names them in its first lines).
 
@@ -202,55 +211,6 @@ def _written_by(engine: Engine) -> dict[str, Any]:
     if "engine" not in inspect.signature(render_report).parameters:
         return {}
     return {"engine": engine.name, "model": engine.model if isinstance(engine, CostedEngine) else None}
-
-
-def _begin_llm(services: RunServices) -> _Llm | None:
-    """The run's meter (and ceiling), when the engine is an LLM."""
-    engine = services.engine
-    if not isinstance(engine, CostedEngine):
-        return None
-    meter = RunMeter(services.max_cost_usd)
-    engine.begin_run(meter)
-    return _Llm(engine, meter, [])
-
-
-def _llm_outcome(llm: _Llm | None) -> dict[str, Any]:
-    if llm is None:
-        return {}
-    return {"usage": dict(llm.meter.stages()), "cache_hits": tuple(llm.hits)}
-
-
-def _key(llm: _Llm, stage: int, document: Document, outputs: Mapping[int, Mapping[str, Any]]) -> str:
-    return cache_key(document.sha256, llm.engine.cache_scope, stage, {n: outputs[n] for n in STAGE_INPUTS[stage]})
-
-
-def _from_cache(services: RunServices, llm: _Llm | None, stage: int, document: Document,
-                outputs: Mapping[int, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """Stage ``stage``'s output from the stage cache, or None (a miss, no LLM, or a cache that failed)."""
-    if llm is None or stage not in CACHEABLE_STAGES:
-        return None
-    try:
-        entry = services.stage_cache.get(_key(llm, stage, document, outputs))
-    except Exception as exc:  # a cache is an optimisation: any failure of it is a miss
-        log.warning("stage_cache_failed", stage=stage, operation="get", error=f"{type(exc).__name__}: {exc}")
-        return None
-    if entry is None:
-        return None
-    llm.hits.append(stage)
-    log.info("stage_cache_hit", stage=stage, stage_name=STAGE_NAMES[stage], model=entry.model,
-             saved_cost_usd=entry.usage.get("cost_usd"))
-    return entry.output
-
-
-def _to_cache(services: RunServices, llm: _Llm | None, stage: int, document: Document,
-              outputs: Mapping[int, Mapping[str, Any]]) -> None:
-    if llm is None or stage not in CACHEABLE_STAGES:
-        return
-    entry = CachedStage(stage, outputs[stage], llm.meter.stage(stage).as_dict(), llm.engine.model)
-    try:
-        services.stage_cache.put(_key(llm, stage, document, outputs), entry)
-    except Exception as exc:  # a cache that cannot be written costs calls next time, never this run
-        log.warning("stage_cache_failed", stage=stage, operation="put", error=f"{type(exc).__name__}: {exc}")
 
 
 def _save(services: RunServices, request: RunRequest, attempt: int, stage: int, output: Mapping[str, Any],

@@ -17,11 +17,12 @@ import pytest
 import requests
 
 from config.settings import Settings
+from handlers.runs import run_status
 from persistence.factory import build_store
 from persistence.files import FileStore
 from persistence.records import STAGE_FILES, RunRequest, RunStatus
 from persistence.stage_cache_postgres import PostgresStageCache
-from pipeline.bootstrap import build_stage_cache, load_document
+from pipeline.bootstrap import bootstrap, build_stage_cache, load_document
 from pipeline.openrouter import LlmPolicy, OpenRouterEngine
 from pipeline.openrouter.breaker import ProviderBreaker
 from pipeline.runner import RunOutcome, RunServices, execute_run
@@ -221,3 +222,81 @@ def test_a_cache_that_cannot_be_reached_is_a_miss_not_a_failure(fake, tmp_path):
     outcome = run(services, "r1", "decathlon")
 
     assert outcome.status is RunStatus.COMPLETED and stages_asked(fake) == [1, 2, 3, 4, 5]
+
+
+# ---- usage on record: run.json, the run row, the status API -----------------------------------
+
+def test_run_json_names_engine_model_usage_per_stage_and_the_cached_stages(fake, tmp_path):
+    services = services_for(settings_for(fake, tmp_path))
+    first = run(services, "r1", "decathlon")
+    run(services, "r2", "mccormick-usa")
+
+    doc = json.loads((tmp_path / "r1" / "run.json").read_text())
+    assert (doc["engine"], doc["model"]) == ("openrouter", "google/gemini-2.5-flash")
+    assert sorted(doc["usage"]["stages"]) == ["1", "2", "3", "4", "5"]
+    assert first.total_usage is not None and doc["usage"]["total"] == first.total_usage.as_dict()
+    assert doc["cache"] == {"stages": []}
+    second = json.loads((tmp_path / "r2" / "run.json").read_text())
+    assert second["cache"] == {"stages": [1, 2, 3]} and second["usage"]["total"]["calls"] == 2
+    body = run_status(services.store, "r2")
+    assert body["usage"] == {k: second["usage"]["total"][k]
+                             for k in ("calls", "prompt_tokens", "completion_tokens", "cost_usd")}
+
+
+def test_usage_adds_up_over_attempts_and_the_ceiling_counts_earlier_attempts(fake, tmp_path):
+    services = services_for(settings_for(fake, tmp_path))
+    fake.script(fake_api.valid(), fake_api.valid(), *[fake_api.status(503)] * FAST.attempts)
+    first = run(services, "r1", "decathlon")
+    assert first.interrupted and first.total_usage is not None
+    spent = first.total_usage.cost_usd
+    store = cast(FileStore, services.store)
+    assert store.requeue("r1", 1, "provider down")
+
+    capped = services_for(settings_for(fake, tmp_path, llm_max_cost_per_run=spent + 0.0001))
+    asked = len(fake.completions)
+    refused = run(capped, "r1", "decathlon", attempt=2)
+    assert refused.error is not None and refused.error.code == "LLM_BUDGET_EXCEEDED"
+    assert len(fake.completions) == asked  # the earlier attempt's spend already fills the ceiling
+
+    resumed = run(services, "r1", "decathlon", attempt=3)
+    assert resumed.status is RunStatus.COMPLETED
+    doc = json.loads((tmp_path / "r1" / "run.json").read_text())
+    assert doc["usage"]["total"]["calls"] == 5
+    assert all(doc["usage"]["stages"][n]["calls"] == 1 for n in "12345")
+
+
+def test_an_offline_run_names_its_engine_and_has_no_usage(tmp_path):
+    settings = Settings(enable_database_writes=False, output_dir=tmp_path, pipeline_engine="offline")
+    app = bootstrap(settings, quiet=True)
+    request = RunRequest(run_id="off", company_id="decathlon", user_id="test", document_url=str(SAMPLE))
+    app.services.store.create_run(request)
+    outcome = execute_run(app.services, request, attempt=1)
+
+    doc = json.loads((tmp_path / "off" / "run.json").read_text())
+    assert outcome.usage is None and (doc["engine"], doc["model"], doc["usage"], doc["cache"]) == (
+        "offline", None, None, None)
+    assert run_status(app.services.store, "off")["usage"] is None
+
+
+def test_the_run_row_carries_usage_columns(fake, tmp_path, database_url):
+    settings = settings_for(fake, tmp_path, enable_database_writes=True, database_url=database_url,
+                            database_url_non_pooling=database_url, enable_file_fallback=False)
+    services = services_for(settings)
+    try:
+        first = run(services, "d1", "decathlon")
+        run(services, "d2", "mccormick-usa")
+        body = run_status(services.store, "d2")
+    finally:
+        services.store.close()
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute('SELECT id, engine, model, "llmCalls", "promptTokens", "completionTokens", '
+                            '"costUsd", "cachedStages", usage FROM "PipelineRun" ORDER BY id').fetchall()
+    (d1, engine, model, calls, prompt, completion, cost, cached, usage), d2 = rows
+    total = first.total_usage
+    assert total is not None and (engine, model, calls) == ("openrouter", "google/gemini-2.5-flash", 5)
+    assert (prompt, completion, float(cost)) == (total.prompt_tokens, total.completion_tokens,
+                                                 pytest.approx(total.cost_usd))
+    assert cached == [] and sorted(usage["stages"]) == ["1", "2", "3", "4", "5"]
+    assert d2[3] == 2 and d2[7] == [1, 2, 3]
+    assert body["usage"] is not None and body["usage"]["calls"] == 2
