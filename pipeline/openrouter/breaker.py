@@ -21,6 +21,14 @@ from config.log import get_logger
 log = get_logger(__name__)
 
 
+BREAKER_FILE = "openrouter-breaker.json"
+
+
+def breaker_path(state_dir: Path) -> Path:
+    """The host's breaker file under the state directory (OUTPUT_DIR/.state)."""
+    return state_dir / BREAKER_FILE
+
+
 @dataclass
 class ProviderBreaker:
     """Open for a while after an outage; ``open_for()`` says how long is left (0 when closed)."""

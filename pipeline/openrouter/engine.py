@@ -20,7 +20,7 @@ from pipeline.document import Document
 from pipeline.engine import Grounding
 from pipeline.openrouter import prompts
 from pipeline.openrouter import schemas as s
-from pipeline.openrouter.breaker import ProviderBreaker
+from pipeline.openrouter.breaker import ProviderBreaker, breaker_path
 from pipeline.openrouter.models import ModelCatalogue
 from pipeline.openrouter.policy import LlmPolicy
 from pipeline.openrouter.replies import converse
@@ -98,7 +98,7 @@ class OpenRouterEngine:
                    api_key=settings.openrouter_api_key, policy=policy, app_title=settings.openrouter_app_title,
                    app_url=settings.openrouter_app_url, fallback_models=settings.llm_fallback_models,
                    language=settings.report_language,
-                   breaker=ProviderBreaker(state / "openrouter-breaker.json"),
+                   breaker=ProviderBreaker(breaker_path(state)),
                    catalogue=ModelCatalogue(session, settings.openrouter_base_url, settings.openrouter_api_key,
                                             cache_file=state / "openrouter-models.json"))
 
