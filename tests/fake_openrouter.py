@@ -298,6 +298,7 @@ class FakeOpenRouter:
         m: model_entry(m) for m in (DEFAULT_MODEL, "openai/gpt-4.1-mini", "fake/model")})
     latency_s: float = 0.0
     down: bool = False  # a long outage: every completion answers 503 until set back
+    models_down: bool = False  # the models endpoint answers 503
     prefixes: set[str] = field(default_factory=set)  # prompt prefixes seen: the provider's prompt cache
 
     @property
@@ -416,6 +417,8 @@ def _handler(fake: FakeOpenRouter) -> type[BaseHTTPRequestHandler]:
                                                           "limit_remaining": None}}))
             elif self.path.split("?")[0] != MODELS_PATH:
                 self._send(status(404, message=f"Not Found: {self.path}")(received))
+            elif fake.models_down:
+                self._send(status(503)(received))
             else:
                 self._send(_json_reply(200, {"data": data}))
 

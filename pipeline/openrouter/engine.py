@@ -71,6 +71,7 @@ class OpenRouterEngine:
                                  app_title=app_title, app_url=app_url, fallback_models=fallback_models,
                                  breaker=breaker)
         self.catalogue = catalogue or ModelCatalogue(session, base_url, api_key)
+        self._priced = False
 
     def __repr__(self) -> str:
         return f"OpenRouterEngine(url={self.client.url!r}, model={self.client.model!r})"  # never the key
@@ -114,7 +115,8 @@ class OpenRouterEngine:
 
     def _ask(self, stage: int, name: str, messages: list[dict[str, str]], reply: type[s._Reply],
              ids: Mapping[str, Sequence[Any]], check: Any) -> Any:
-        if self.client.prices is None:
+        if self.client.prices is None and not self._priced:
+            self._priced = True  # ask the catalogue once for the ceiling's prices, found or not
             self._budget()
         schema = s.strict_schema(reply, ids)
         return converse(self.client, stage, messages, name=name, reply=reply, schema=schema, check=check,

@@ -74,6 +74,7 @@ class ModelCatalogue:
         self.cache_file = cache_file
         self.timeout_s = timeout_s
         self._models: dict[str, ModelInfo] | None = None
+        self._unreadable = False  # one failed download per process: later stages do not wait again
 
     def _from_file(self) -> dict[str, Any] | None:
         if self.cache_file is None:
@@ -117,10 +118,13 @@ class ModelCatalogue:
         return self.load().get(model)
 
     def find(self, model: str) -> ModelInfo | None:
-        """``model``'s entry, or None when unlisted or when the endpoint cannot be read (logged)."""
+        """``model``'s entry, or None when unlisted or when the endpoint cannot be read (logged once)."""
+        if self._unreadable:
+            return None
         try:
             return self.get(model)
         except (requests.RequestException, ValueError) as exc:
+            self._unreadable = True
             log.warning("llm_models_unavailable", url=self.url, error=type(exc).__name__,
                         fallback="the policy's safe prompt budget, no cost estimate")
             return None

@@ -444,3 +444,14 @@ def test_a_call_that_would_pass_the_ceiling_is_not_made(fake_openrouter, documen
 
     assert caught.value.code == "LLM_BUDGET_EXCEEDED" and "LLM_MAX_COST_PER_RUN" in caught.value.message
     assert 0 < len(fake_openrouter.completions) < 5
+
+
+def test_an_unreadable_models_endpoint_falls_back_to_a_safe_budget_asked_once(fake_openrouter, logs, brand):
+    fake_openrouter.models_down = True
+    document = long_document(700)  # ~100k characters: beyond the fallback budget (32k tokens x 0.6 x 3.5)
+
+    outputs = run_all(make_engine(fake_openrouter), document, brand)
+
+    assert outputs[1]["coverage"]["sections"] >= 2
+    assert len([r for r in fake_openrouter.requests if r.path.endswith("/models")]) == 1
+    assert len(logs.events("llm_models_unavailable")) == 1
