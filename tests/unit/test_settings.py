@@ -54,7 +54,7 @@ def test_every_variable_is_read():
         "RAILWAY_DEPLOYMENT_DRAINING_SECONDS": "45",
     }
     s = Settings.from_env(env)
-    assert s.database_url == PG and s.migrations_url.endswith(":6543/railway")
+    assert s.database_url == PG and (s.migrations_url or "").endswith(":6543/railway")
     assert s.mode is Mode.DATABASE_ONLY
     assert s.output_dir == Path("/srv/out") and s.data_dir == Path("/srv/data")
     assert (s.webhook_secret, s.api_token, s.blob_read_write_token) == ("whsec_abc", "tok", "vercel_blob_rw_x")
