@@ -120,7 +120,8 @@ def execute_run(
                 return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True)
             outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
         current = 0
-        report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs)
+        report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs,
+                               engine=services.engine.name, model=None)
         store.complete_run(request.run_id, attempt, report)
     except (StageError, InvalidInput, NotFound) as exc:
         stage = exc.stage if isinstance(exc, StageError) else current
