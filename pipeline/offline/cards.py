@@ -109,13 +109,12 @@ def write_card(number: int, plan: CardPlan, brand: BrandProfile) -> dict[str, An
                    f"{metric} in a small test first.")
     anchor = f": the document's example moved {claim.figure}" if claim.figure and "price" in claim.text.lower() \
         else "; the document gives no price figure to anchor it, so test two price points"
-    label = _LABEL[kind].format(**fields)
+    pilot = f"Pilot the {_LABEL[kind].format(**fields)} {fields['thing']} {_in_country(brand.country)}"
     if claim.channel:
-        pilot = (f"Pilot the {label} {fields['thing']} {_in_country(brand.country)} through {plan.channel}, where the "
-                 "document places this trend.")
+        pilot += f" through {plan.channel}, where the document places this trend."
     else:
-        pilot = (f"Pilot the {label} {fields['thing']} {_in_country(brand.country)} with {who} through {plan.channel}; the "
-                 "document names no channel for it, so pick the one where a test is cheapest to read.")
+        pilot += (f" with {who} through {plan.channel}; the document names no channel for it, so pick the one "
+                  "where a test is cheapest to read.")
     return {
         "number": number,
         "title": _TITLE[kind].format(**fields),

@@ -7,8 +7,9 @@ import os
 import re
 import subprocess
 import sys
-import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -42,8 +43,8 @@ Resale of used jackets now brings 31% of buyers who had never bought the brand n
 """
 
 
-def make_brand(brand_id: str = "acme-foods", **changes) -> BrandProfile:
-    fields = dict(
+def make_brand(brand_id: str = "acme-foods", **changes: Any) -> BrandProfile:
+    base = BrandProfile(
         brand_id=brand_id, brand_name="Acme Foods", country="Canada", industry="Packaged food",
         positioning="A Canadian packaged food maker known for pantry staples, sauces and snacks.",
         product_portfolio=("pantry sauces and cooking pastes", "spice blends and seasonings", "snack bars"),
@@ -53,8 +54,7 @@ def make_brand(brand_id: str = "acme-foods", **changes) -> BrandProfile:
                               "expand premium spice blends"),
         brand_values=("honest ingredients", "value for families", "sustainability"),
     )
-    fields.update(changes)
-    return BrandProfile(**fields)
+    return replace(base, **changes)
 
 
 OUTDOOR_BRAND = make_brand(
