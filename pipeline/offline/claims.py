@@ -108,7 +108,7 @@ def _thing(a: Analysis, sentence: Sentence) -> tuple[str, tuple[str, ...]] | Non
         if key[-1] in GENERIC or key[-1] in _ACTORS or key[0] in _VAGUE or key[-1] in _VAGUE:
             continue
         lows = text.casefold().split()
-        if _verbish(lows) or lows[-1].endswith(("'s", "’s")) or lows[-1] in _NOT_HEADS:
+        if _verbish(lows) or any(w.endswith(("'s", "’s")) for w in lows) or lows[-1] in _NOT_HEADS:
             continue
         at = folded.find(text.casefold())
         after = folded[at + len(text):].split()[:1] if at >= 0 else []
