@@ -46,6 +46,8 @@ _METRIC = {
     "Convenience": "repeat purchase and minutes saved", "Format": "trial of the new format",
     "Occasion": "sales lift around {occasion}",
 }
+_NAMES = {"Better-For-You": "health or wellbeing", "Premium": "quality or price", "Convenience": "time or effort",
+          "Format": "pack or format", "Occasion": "occasion"}
 _LABEL = {"Better-For-You": "better-for-you", "Premium": "premium", "Convenience": "ready-to-use",
           "Format": "new-format", "Occasion": "{occasion}"}
 _PRICE = {
@@ -69,6 +71,7 @@ class CardPlan:
     occasion: str
     insight_id: str
     insight_title: str
+    stretch: bool  # the claim says nothing of this innovation type: the card stretches it
 
 
 def line_label(product: str) -> str:
@@ -121,7 +124,9 @@ def write_card(number: int, plan: CardPlan, brand: BrandProfile) -> dict[str, An
         "innovation_type": kind,
         "description": (f"The document reports{figure_note}: “{quote}” {brand.brand_name} could turn "
                         f"{fields['thing']} into {_OFFER[kind].format(**fields)} in {plan.product}, for "
-                        f"{plan.customer}. It builds on {plan.insight_id} (“{plan.insight_title}”)."),
+                        f"{plan.customer}. It builds on {plan.insight_id} (“{plan.insight_title}”)."
+                        + (f" The document makes no {_NAMES[kind]} claim about {fields['thing']}: this card "
+                           "stretches it, so test the premise first." if plan.stretch else "")),
         "actionability": [
             _CONCEPT[kind].format(**fields),
             pilot,

@@ -32,7 +32,7 @@ _VAGUE = frozenset(stem(w) for w in _words("""panel survey respondent respondent
     example case reason result results study research author authors analysis way thing things
     lot time times year years month months week weeks day days past future today recent driver drivers
     factor factors sign signs key option options choice choices move shift change kind kinds type types
-    part parts level levels side"""))
+    part parts level levels side item items mechanism mechanisms spare product products thing""")) | GENERIC
 
 # Adjectives and adverbs: a phrase ending in one ("better-for-you", "online") names no thing.
 _NOT_HEADS = frozenset(_words("""online offline better-for-you healthy healthier premium digital local global new
@@ -53,6 +53,8 @@ _VERBS = frozenset(stem(w) for w in _words("""publish accept stay prepare rely w
     respond responding become became keep kept clean cleans grade grades matter matters bring brings
     democratize democratizes premiumize premiumizes digitize digitizes reframe reframes surprise surprised
     struggle struggled target targets answer answers win wins"""))
+_ISE_NOUNS = frozenset(_words("""enterprise enterprises franchise franchises merchandise expertise exercise
+    exercises premise premises promise promises compromise"""))
 # Nouns that end in -ing: every other -ing word at a phrase's edge is a verb.
 _ING_NOUNS = frozenset(_words("""seasoning seasonings cooking packaging clothing pricing marketing shopping
     bedding filling topping toppings dressing baking grilling camping hiking running training wellbeing
@@ -65,6 +67,8 @@ def _verbish(lows: list[str]) -> bool:
     """True when a phrase reads as an action: it holds a verb or starts or ends in a verb's -ing."""
     if any(stem(w) in _VERBS for w in lows):
         return True
+    if lows[-1].endswith(("ize", "izes", "ise", "ises")) and len(lows[-1]) > 6 and lows[-1] not in _ISE_NOUNS:
+        return True  # "repair videos humanize": a verb closes the phrase
     cue_verb = lows[0].endswith("ing") and lows[0] not in _ING_NOUNS and any(mechanism_scores(lows[0]).values())
     if cue_verb and len(lows) > 1:
         return lows[-1].endswith("ing") and lows[-1] not in _ING_NOUNS  # "renting tents" names the move
@@ -84,7 +88,7 @@ class Claim:
     cue: str  # the words that point at the mechanism, or how it was chosen when none did
     category: str
     channel: str | None
-    strength: float  # centrality, figure and cue together, 0-1.5
+    strength: float  # centrality, figure, cue and a well-named thing together, 0-1.8
     context: tuple[str, ...]  # stems of the neighbouring sentences: the paragraph it belongs to
 
 
@@ -100,7 +104,7 @@ def _thing(a: Analysis, sentence: Sentence) -> tuple[str, tuple[str, ...]] | Non
     lead = _subject_positions(sentence)
     opening = sentence.text.casefold().split()[:3]
     folded = sentence.text.casefold()
-    quoted = " | ".join(m.group(1).casefold() for m in _QUOTED.finditer(sentence.text))
+    quoted = {" ".join(m.group(1).casefold().split()) for m in _QUOTED.finditer(sentence.text)}
     best: tuple[float, int, str, tuple[str, ...]] | None = None
     seen = 0
     for order, (key, text) in enumerate(grams(sentence)):
@@ -127,7 +131,7 @@ def _thing(a: Analysis, sentence: Sentence) -> tuple[str, tuple[str, ...]] | Non
                 value *= 1.5  # and a sentence that opens with a noun names its topic first
         if any(k in GENERIC for k in key):
             value *= 0.6
-        if quoted and text.casefold() in quoted:
+        if text.casefold() in quoted:
             value *= 1.5  # the document puts its own names for things in quotes ("dinner kits")
         seen += 1
         candidate = (-round(value, 6), order, text, key)
@@ -171,7 +175,9 @@ def _claim(a: Analysis, index: int) -> Claim | None:
     thing, keys = found
     mechanism, cue, cued = _mechanism(a, index, thing)
     figure = number_fact(sentence.text)
-    strength = a.scores[index] + (0.3 if figure else 0.0) + (0.2 if cued else 0.0)
+    # A thing named in two or three words ("hot honey") reads as a product; one word rarely does.
+    named = 0.3 if len(keys) > 1 else 0.0
+    strength = a.scores[index] + (0.3 if figure else 0.0) + (0.2 if cued else 0.0) + named
     lo, hi = max(index - 1, 0), min(index + 2, len(a.sentences))
     context = tuple(dict.fromkeys(k for s in a.sentences[lo:hi] for k in s.keys))
     return Claim(index, sentence.text, thing[:1].upper() + thing[1:] if thing[:1].islower() else thing, keys,

@@ -149,6 +149,6 @@ def opportunity_generation(stage4: Mapping[str, Any], brand: BrandProfile, docum
         customer_uses[customer] = customer_uses.get(customer, 0) + 1
         insight_id, insight_title = _insight_for(claim, insights)
         plan = CardPlan(kind, claim, product, customer, _channel(claim, customer, brand),
-                        _occasion(a, claim, brand), insight_id, insight_title)
+                        _occasion(a, claim, brand), insight_id, insight_title, stretch=_affinity(kind, claim) < 1.0)
         cards.append(write_card(number, plan, brand))
     return {"opportunities": cards}

@@ -20,8 +20,18 @@ _PER_INSPIRATION = 3
 
 
 def _levels(strengths: list[float]) -> list[str]:
-    """high / medium / low by strength, absolute: a weak document has no "high" signals."""
-    return ["high" if s >= 1.2 else "medium" if s >= 0.9 else "low" for s in strengths]
+    """high / medium / low: the top third of this document's signals, capped by absolute strength.
+
+    A weak claim is never "high" just because the document has nothing stronger.
+    """
+    order = sorted(range(len(strengths)), key=lambda i: (-strengths[i], i))
+    levels = [""] * len(strengths)
+    for rank, i in enumerate(order):
+        share = rank / max(len(strengths), 1)
+        by_rank = 0 if share < 1 / 3 else 1 if share < 2 / 3 else 2
+        by_strength = 0 if strengths[i] >= 1.2 else 1 if strengths[i] >= 0.8 else 2
+        levels[i] = ("high", "medium", "low")[max(by_rank, by_strength)]
+    return levels
 
 
 def _relevance(level: str, claim: Claim, shared: list[str]) -> str:
