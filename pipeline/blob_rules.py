@@ -62,6 +62,27 @@ class BlobTarget:
         return f"{self.scheme}://{self.host_header}{self.request_target.split('?', 1)[0]}"
 
 
+def display_url(url: str) -> str:
+    """``url`` safe to print or log: no user info, query or fragment (signed URLs carry tokens there).
+
+    A local path (no scheme) comes back unchanged; text that does not parse as a URL is cut at
+    its first ``?`` or ``#``, so a malformed URL cannot leak either.
+    """
+    cut = re.split(r"[?#]", url, maxsplit=1)[0]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return cut
+    if not parts.scheme:
+        return url  # a local path: "?" and "#" are ordinary file-name characters there
+    if not parts.netloc:
+        return cut
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{f':{port}' if port is not None else ''}{parts.path}"
+
+
 def _refuse(code: str, message: str) -> InvalidInput:
     return InvalidInput(message, code=code)
 

@@ -13,7 +13,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -22,7 +22,8 @@ from config.log import configure_logging
 from config.modes import Mode
 from config.paths import check_run_id
 from config.settings import Settings
-from persistence.records import RunRequest, RunStatus
+from persistence.records import RunErrorInfo, RunRequest, RunStatus
+from pipeline.blob_rules import display_url
 from pipeline.brands import list_brand_ids, load_all_brands, load_brand
 from pipeline.documents import is_url, read_local
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def new_run_id() -> str:
     """A readable, unique run id: ``run-YYYYmmdd-HHMMSS-xxxxxx``."""
-    return f"run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
@@ -146,7 +147,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             _error(f"run {run_id} already completed; nothing to do (use a new --run-id to run again)")
             return _summary(settings, run_id, RunStatus.COMPLETED, None)
         attempt = (state.attempt if state else 0) + 1
-        print(f"run {run_id}: {args.brand} <- {Path(args.document).name} "
+        print(f"run {run_id}: {args.brand} <- {display_url(args.document)} "
               f"(mode {settings.mode}, engine {settings.engine})", file=sys.stderr, flush=True)
         outcome = execute_run(app.services, request, attempt=attempt, progress=StderrProgress(sys.stderr))
     finally:
@@ -154,7 +155,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     return _summary(settings, run_id, outcome.status, outcome.error)
 
 
-def _summary(settings: Settings, run_id: str, status: RunStatus, error: object) -> int:
+def _summary(settings: Settings, run_id: str, status: RunStatus, error: RunErrorInfo | None) -> int:
     files = settings.mode.writes_files
     run_dir = settings.output_dir / run_id
     summary = {
@@ -163,7 +164,7 @@ def _summary(settings: Settings, run_id: str, status: RunStatus, error: object) 
         "mode": str(settings.mode),
         "output_dir": str(run_dir) if files else None,
         "report": str(run_dir / "report.md") if files and status is RunStatus.COMPLETED else None,
-        "error": error.as_dict() if error is not None else None,  # type: ignore[attr-defined]
+        "error": error.as_dict() if error is not None else None,
     }
     lines = [f"status: {status}", f"run id: {run_id}"]
     if files:
@@ -173,7 +174,7 @@ def _summary(settings: Settings, run_id: str, status: RunStatus, error: object) 
     if summary["report"]:
         lines.append(f"report: {summary['report']}")
     if error is not None:
-        lines.append(f"error: stage {summary['error']['stage']}: {summary['error']['message']} [{summary['error']['code']}]")
+        lines.append(f"error: stage {error.stage}: {error.message} [{error.code}]")
     print("\n".join(lines), file=sys.stderr, flush=True)
     print(json.dumps(summary), flush=True)
     return EXIT_OK if status is RunStatus.COMPLETED else EXIT_FAILED

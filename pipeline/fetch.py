@@ -29,7 +29,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, Protocol
 from config.errors import InvalidInput, StageError
 from config.log import get_logger
 from config.settings import Settings
-from pipeline.blob_rules import BlobTarget, bearer_token_for, check_blob_url, resolve_allowed
+from pipeline.blob_rules import BlobTarget, bearer_token_for, check_blob_url, display_url, resolve_allowed
 from pipeline.documents import RawDocument
 
 __all__ = ["FetchPolicy", "check_blob_url", "fetch_document", "request_headers"]
@@ -101,12 +101,13 @@ def fetch_document(settings: Settings, url: str, *, policy: FetchPolicy = FetchP
                 )
             _check_type(target, reply)
             log.info("document_fetched", url=target.display, bytes=len(reply.data), redirects=hop)
-            return RawDocument(name=_name(target), source=url, data=reply.data, content_type=reply.content_type)
+            return RawDocument(name=_name(target), source=display_url(url), data=reply.data,
+                               content_type=reply.content_type)
         if hop == policy.max_redirects:
             break
         target, addresses = _redirect(settings, target, reply.location)
     raise InvalidInput(
-        f"fetching {url.split('?', 1)[0]} was redirected more than {policy.max_redirects} times: "
+        f"fetching {display_url(url)} was redirected more than {policy.max_redirects} times: "
         "send the final URL of the document", code="BLOB_REDIRECT_REFUSED",
     )
 

@@ -25,6 +25,7 @@ from persistence.records import (
     StageResult,
     utcnow,
 )
+from pipeline.blob_rules import display_url
 from pipeline.brands import load_brand
 from pipeline.document import Document
 from pipeline.engine import Engine
@@ -99,8 +100,8 @@ def execute_run(
     bind_run(request.run_id, attempt=attempt)
     store.start_attempt(request.run_id, attempt)
     done = store.load_stage_outputs(request.run_id)
-    # Never the query string: a signed blob URL carries its token there.
-    log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
+    # Never the query or fragment: a signed blob URL carries its token there.
+    log.info("run_started", brand=request.company_id, document=display_url(request.document_url),
              stages_done=sorted(done), engine=services.engine.name)
     current = 1
     try:
