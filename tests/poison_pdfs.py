@@ -102,6 +102,29 @@ def nested_form_bomb(depth: int = 7, fanout: int = 10) -> bytes:
     return _pdf(objects)
 
 
+def image_heavy_report(total_bytes: int = 50 << 20) -> bytes:
+    """Not a bomb: a page of text drawing one large (random, so incompressible) JPEG-labelled image.
+
+    Sized to ``total_bytes``, by default about MAX_DOCUMENT_BYTES: the largest input a run accepts,
+    to measure what a legitimate big upload costs.
+    """
+    import os
+
+    overhead = 2_000
+    image = os.urandom(max(0, total_bytes - overhead))
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >>"
+        b" /XObject << /Im1 6 0 R >> >> /Contents 4 0 R >>",
+        _stream(b"q 400 0 0 300 100 400 cm /Im1 Do Q\n"
+                b"BT /F1 12 Tf 72 300 Td (Subscription spice kits grew 18 percent in 2025.) Tj ET\n"),
+        _FONT,
+        _stream(image, compress=False, extra=b" /Type /XObject /Subtype /Image /Width 4000 /Height 3000"
+                b" /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode"),
+    ])
+
+
 BOMBS: dict[str, Callable[[], bytes]] = {
     "text_operators": text_operator_bomb,
     "flate_stream": flate_bomb,
