@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.errors import PROCESS_DIED
 from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
@@ -55,7 +56,7 @@ def last_log_lines(settings: Settings, run_id: str, count: int = LOG_TAIL_LINES)
 
 
 def recover_run(store, settings: Settings, run_id: str, attempt: int, cause: str, report: ReapReport, *,
-                code: str = "PROCESS_DIED", stage: int | None = None) -> None:
+                code: str = PROCESS_DIED, stage: int | None = None) -> None:
     """Requeue a run whose ``attempt`` died, or fail it with ``code`` once its attempts are used up."""
     state = store.get_run(run_id)
     if state is None or state.status.finished or state.attempt != attempt:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from config.errors import PROCESS_DIED, STAGE_TIMEOUT
 from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
@@ -120,9 +121,9 @@ class Watchdog:
         mark_path(self.settings, claim.run_id).unlink(missing_ok=True)
         stage = watch.stage if watch else self._current_stage(claim)
         if watch is not None and watch.timed_out:
-            return "STAGE_TIMEOUT", watch.timed_out, stage
+            return STAGE_TIMEOUT, watch.timed_out, stage
         death = describe_death(status, watch.oom_kills if watch else None)
-        return "PROCESS_DIED", f"{death} during {stage_name(stage)}", stage
+        return PROCESS_DIED, f"{death} during {stage_name(stage)}", stage
 
     def forget(self, claim: Claim) -> None:
         """Drop the run's clock and mark (a normal exit)."""

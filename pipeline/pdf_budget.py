@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.errors import InvalidInput
+from config.errors import DOCUMENT_TOO_COMPLEX, InvalidInput
 
 MIB = 1 << 20
 
@@ -33,5 +33,5 @@ def too_complex(reason: str, budget: PdfBudget) -> InvalidInput:
         f"{budget.max_pages:,} pages, {budget.max_chars:,} characters, {budget.memory_bytes // MIB} MiB "
         f"of memory and {budget.seconds:g} s. Export the document again as a plain PDF (print to PDF, "
         "or 'reduce file size'), split it into smaller files, or upload its text as .txt or .md",
-        code="DOCUMENT_TOO_COMPLEX",
+        code=DOCUMENT_TOO_COMPLEX,
     )
