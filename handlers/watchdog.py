@@ -29,7 +29,6 @@ from config.errors import PROCESS_DIED, STAGE_TIMEOUT
 from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
-from persistence import atomic
 from persistence.queue import Claim
 from persistence.records import STAGE_NAMES
 
@@ -61,7 +60,15 @@ class StageMarker:
         self._write(INTAKE)
 
     def _write(self, stage: int) -> None:
-        atomic.write_bytes(self.path, json.dumps({"attempt": self.attempt, "stage": stage}).encode())
+        # Not durable on purpose (no fsync): it only matters while this process lives, and a
+        # failed write (a full disk) must not fail the run; the clock then keeps the last stage.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            scratch = self.path.with_name(self.path.name + ".tmp")
+            scratch.write_text(json.dumps({"attempt": self.attempt, "stage": stage}))
+            os.replace(scratch, self.path)
+        except OSError as exc:
+            log.warning("stage_mark_not_written", stage=stage, error=str(exc))
 
     def stage_started(self, stage: int, name: str) -> None:
         """Record that ``stage`` began: its clock starts now."""
