@@ -1,6 +1,6 @@
 """Peak memory and time of a run's document intake on generated PDF bombs, against the 512 MiB aim.
 
-    python -m bench.poison [--before]
+    python -m bench.poison [--before] [--case SUBSTRING]
 
 Each case is served by the local blob stand-in (tests/blobserver.py) and loaded the way a run
 loads it, ``pipeline.bootstrap.load_document`` (fetch, then text extraction in the budgeted
@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,13 @@ _LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).retur
 REPO = Path(__file__).resolve().parent.parent
 
 
-def cases() -> dict[str, bytes]:
-    """Every input measured: the floor, the largest legitimate upload, then the bombs."""
+def cases() -> dict[str, Callable[[], bytes]]:
+    """Every input measured, by name, as builders: the floor, the largest legitimate upload, the bombs."""
     from tests.pdf_fixtures import valid_text_pdf
     from tests.poison_pdfs import BOMBS, image_heavy_report
 
-    return {"report_100_pages (floor)": valid_text_pdf(pages=100),
-            "image_heavy_50_MiB (legitimate, ~MAX_DOCUMENT_BYTES)": image_heavy_report(),
-            **{name: build() for name, build in BOMBS.items()}}
+    return {"report_100_pages (floor)": lambda: valid_text_pdf(pages=100),
+            "image_heavy_50_MiB (legitimate, ~MAX_DOCUMENT_BYTES)": image_heavy_report, **BOMBS}
 
 
 def _vm_hwm_kib() -> int:
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", action="store_true",
                         help="also measure extraction inside the run process, as on main")
+    parser.add_argument("--case", default="", help="only the cases whose name contains this (the floor always runs)")
     parser.add_argument("--child", nargs=3, metavar=("URL", "HOST", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -114,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     blob = start_blob_server()
     rows: list[dict[str, Any]] = []
     try:
-        for name, data in cases().items():
+        for name, build in cases().items():
+            if args.case not in name and not name.endswith("(floor)"):
+                continue
+            data = build()
             url = blob.add_file(f"{len(rows)}.pdf", data, "application/pdf")
             for mode in (("child", "before") if args.before else ("child",)):
                 result = measure(url, blob.host, mode)
