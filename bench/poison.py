@@ -43,7 +43,14 @@ def cases() -> dict[str, Callable[[], bytes]]:
     from tests.poison_pdfs import BOMBS, image_heavy_report
 
     return {"report_100_pages (floor)": lambda: valid_text_pdf(pages=100),
-            "image_heavy_50_MiB (legitimate, ~MAX_DOCUMENT_BYTES)": image_heavy_report, **BOMBS}
+            "image_heavy_50_MiB (legitimate, ~MAX_DOCUMENT_BYTES)": image_heavy_report,
+            "text_50_MiB.txt (ASCII and one emoji: 4 bytes a character once decoded)": _wide_text, **BOMBS}
+
+
+def _wide_text() -> bytes:
+    """The costliest text document to decode: ASCII except one astral character, ~MAX_DOCUMENT_BYTES."""
+    line = b"Subscription spice kits grew 18 percent as home cooks traded restaurant visits.\n"
+    return "\U0001f336 ".encode() + line * ((50 << 20) // len(line) - 1)
 
 
 def _vm_hwm_kib() -> int:
@@ -119,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.case not in name and not name.endswith("(floor)"):
                 continue
             data = build()
-            url = blob.add_file(f"{len(rows)}.pdf", data, "application/pdf")
+            text = ".txt" in name
+            url = blob.add_file(f"{len(rows)}{'.txt' if text else '.pdf'}", data,
+                                "text/plain" if text else "application/pdf")
             for mode in (("child", "before") if args.before else ("child",)):
                 result = measure(url, blob.host, mode)
                 run_mib = (result["run_peak_kib"] or 0) / 1024
