@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import selectors
 import socket
 import time
@@ -33,15 +32,13 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from config.log import get_logger
+from handlers.request_scan import MAX_BODY_BYTES, RequestScan
 
 log = get_logger("handlers.web_worker")
 
 READ_TIMEOUT_ENV = "WEB_READ_TIMEOUT_SECONDS"
 DEFAULT_READ_TIMEOUT_S = 10.0
-MAX_HEAD_BYTES = 32 * 1024  # Railway's edge refuses more than 32 KB of headers anyway
-MAX_BODY_BYTES = 64 * 1024  # handlers.app.MAX_BODY_BYTES: the largest body any route accepts
 RECV_BYTES = 64 * 1024
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 # After an error answer: how long and how much to keep reading (and discarding) so that closing
 # with unread input does not send a reset that destroys the answer (RFC 9112 section 9.6).
 LINGER_S = 2.0
@@ -66,7 +63,7 @@ class _Reading:
     """A request being buffered on the event loop."""
 
     deadline: float
-    data: bytearray = field(default_factory=bytearray)
+    scan: RequestScan = field(default_factory=RequestScan)
     closing: bool = False  # answered and half-closed: reading only to let the answer arrive
     drained: int = 0  # bytes discarded while closing
 
@@ -91,56 +88,6 @@ def json_error(status: int, message: str | None = None) -> bytes:
     return head.encode("latin-1") + body
 
 
-def judge(data: bytes | bytearray) -> int | None:
-    """0 if ``data`` holds a complete request, an HTTP error status if it never will, None to wait."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return 431 if len(data) > MAX_HEAD_BYTES else None
-    if end > MAX_HEAD_BYTES:
-        return 431
-    lengths: set[str] = set()
-    codings: list[bytes] = []
-    for line in bytes(data[:end]).split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            lengths.add(value.strip().decode("latin-1"))
-        elif name == b"transfer-encoding":
-            codings += [c.strip().lower() for c in value.split(b",")]
-    if codings:
-        if lengths or codings[-1] != b"chunked":
-            return 400  # both lengths, or a body that only the connection's end delimits: smuggling
-        return _chunked(data, end + 4)
-    if len(lengths) > 1 or any(not (v.isascii() and v.isdigit()) for v in lengths):
-        return 400  # conflicting or malformed lengths: a request smuggling classic
-    length = int(lengths.pop()) if lengths else 0
-    if length > MAX_BODY_BYTES:
-        return 413
-    return 0 if len(data) >= end + 4 + length else None
-
-
-def _chunked(data: bytes | bytearray, position: int) -> int | None:
-    """``judge`` for a chunked body starting at ``position``: 0, an error status, or None to wait."""
-    total = 0
-    while True:
-        eol = data.find(b"\r\n", position)
-        if eol < 0:
-            return 400 if len(data) - position > 1024 else None  # a chunk-size line is short
-        size = bytes(data[position:eol]).split(b";", 1)[0].strip()
-        if not _HEX.fullmatch(size):
-            return 400
-        total += int(size, 16)
-        if total > MAX_BODY_BYTES:
-            return 413
-        if int(size, 16) == 0:  # the last chunk, then trailer lines and an empty line
-            return 0 if data.find(b"\r\n\r\n", eol) >= 0 else None
-        position = eol + 2 + int(size, 16) + 2
-        if len(data) < position:
-            return None
-        if data[position - 2:position] != b"\r\n":
-            return 400
-
-
 class FrontedThreadWorker(ThreadWorker):
     """gthread whose threads only ever see complete, buffered requests (see the module docstring)."""
 
@@ -152,9 +99,9 @@ class FrontedThreadWorker(ThreadWorker):
     def enqueue_req(self, conn: Any) -> None:
         """Start reading ``conn``'s next request on the event loop instead of in a thread."""
         held = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
-        state = _Reading(time.monotonic() + self.read_timeout, bytearray(held))
+        state = _Reading(time.monotonic() + self.read_timeout)
         conn.sock.setblocking(False)
-        verdict = judge(state.data) if held else None
+        verdict = state.scan.add(held) if held else None
         if verdict is not None:  # pipelined: the next request was already read with the last one
             self._finish(conn, state, verdict)
             return
@@ -181,8 +128,7 @@ class FrontedThreadWorker(ThreadWorker):
             self._forget(conn)
             self._close(conn)
             return
-        state.data += data
-        verdict = judge(state.data)
+        verdict = state.scan.add(data)
         if verdict is not None:
             self._forget(conn)  # off the event loop before a thread may touch the socket
             self._finish(conn, state, verdict)
@@ -195,7 +141,7 @@ class FrontedThreadWorker(ThreadWorker):
         if not conn.initialized:
             conn.init()  # the HTTP/1.1 parser over this socket; it reads nothing yet
         conn.sock.setblocking(True)
-        conn.parser.unreader.unread(bytes(state.data))
+        conn.parser.unreader.unread(bytes(state.scan.data))
         conn.data_ready = True
         super().enqueue_req(conn)
 
@@ -230,7 +176,7 @@ class FrontedThreadWorker(ThreadWorker):
             if state.deadline > now:
                 continue
             self._forget(conn)
-            if state.data and not state.closing:
+            if state.scan.data and not state.closing:
                 self._refuse(conn, 408)
             else:  # lingered long enough, or never spoke (a 408 could be taken as an answer)
                 self._close(conn)
