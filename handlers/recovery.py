@@ -19,6 +19,8 @@ from config.errors import PROCESS_DIED
 from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
+from persistence.commands import FailRun
+from persistence.ports import QueuedStore
 from persistence.queue import Lease
 from persistence.records import RunErrorInfo, utcnow
 from pipeline.blob_rules import display_url
@@ -55,8 +57,8 @@ def last_log_lines(settings: Settings, run_id: str, count: int = LOG_TAIL_LINES)
         return [line.rstrip("\n") for line in deque(handle, maxlen=count)]
 
 
-def recover_run(store, settings: Settings, run_id: str, attempt: int, cause: str, report: ReapReport, *,
-                code: str = PROCESS_DIED, stage: int | None = None) -> None:
+def recover_run(store: QueuedStore, settings: Settings, run_id: str, attempt: int, cause: str,
+                report: ReapReport, *, code: str = PROCESS_DIED, stage: int | None = None) -> None:
     """Requeue a run whose ``attempt`` died, or fail it with ``code`` once its attempts are used up."""
     state = store.get_run(run_id)
     if state is None or state.status.finished or state.attempt != attempt:
@@ -75,13 +77,14 @@ def recover_run(store, settings: Settings, run_id: str, attempt: int, cause: str
                f"(MAX_RUN_ATTEMPTS={settings.max_run_attempts})")
     if not stage:  # unknown, or the document intake: the runner counts intake as stage 1
         stage = len(state.completed_stages) + 1
-    store.fail_run(run_id, attempt, RunErrorInfo(stage=min(stage, 5), code=code, message=message))
+    store.apply(FailRun(run_id, attempt, RunErrorInfo(stage=min(stage, 5), code=code, message=message)))
     log.error("run_failed_after_retries", run_id=run_id, attempt=attempt, code=code, cause=cause,
               last_log_lines=last_log_lines(settings, run_id))
     report.failed.append(run_id)
 
 
-def reap(store, settings: Settings, *, dead_owner: Callable[[str | None], bool] = lambda owner: False) -> ReapReport:
+def reap(store: QueuedStore, settings: Settings, *,
+         dead_owner: Callable[[str | None], bool] = lambda owner: False) -> ReapReport:
     """Recover every PROCESSING run whose lease lapsed or whose owner is known to be dead."""
     report = ReapReport()
     now = utcnow()

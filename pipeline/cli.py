@@ -22,6 +22,7 @@ from config.log import configure_logging
 from config.modes import Mode
 from config.paths import check_run_id
 from config.settings import Settings
+from persistence.commands import CreateRun
 from persistence.records import RunErrorInfo, RunRequest, RunStatus
 from pipeline.blob_rules import display_url
 from pipeline.brands import list_brand_ids, load_all_brands, load_brand
@@ -141,7 +142,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     store = app.services.store
     try:
         request = RunRequest(run_id=run_id, company_id=args.brand, user_id="cli", document_url=document)
-        store.create_run(request)
+        store.apply(CreateRun(request))
         state = store.get_run(run_id)
         if state is not None and state.status is RunStatus.COMPLETED:
             _error(f"run {run_id} already completed; nothing to do (use a new --run-id to run again)")
