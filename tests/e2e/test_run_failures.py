@@ -35,7 +35,7 @@ def _no_log_lines(message: str) -> bool:
     return '{"' not in message and "timestamp" not in message and "Traceback" not in message
 
 
-def run_body(run_id: str, url: str) -> dict[str, str]:
+def run_body(run_id: str, url: str) -> dict[str, object]:
     return {"run_id": run_id, "blob_url": url, "company_id": "decathlon", "user_id": "user_1"}
 
 
@@ -87,7 +87,7 @@ def test_a_hung_stage_is_retried_when_attempts_remain(servers, blob, llm, tmp_pa
 def test_a_dead_run_process_is_reported_by_cause_without_log_lines(servers, blob, tmp_path):
     server = servers(env_for(blob, MAX_RUN_ATTEMPTS="1"))
     assert post_run(server, run_body("died", blob.url("/gated/report.txt"))).status_code == 202
-    wait_for(lambda: logged(server, "run_process_started"), "the run process to start")
+    wait_for(lambda: bool(logged(server, "run_process_started")), "the run process to start")
     os.kill(logged(server, "run_process_started")[0]["pid"], signal.SIGKILL)
     wait_for(lambda: status(server, "died")["status"] in FINISHED, "the run to be failed")
     blob.gate.set()
