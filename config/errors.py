@@ -20,6 +20,11 @@ scan), ``DOCUMENT_LANGUAGE_UNSUPPORTED`` (the offline engine reads English only)
 
 Each error carries a stable ``code`` (for run.json, the status API and log search) and a
 message that says what is wrong and how to fix it. Always ``raise ... from exc``.
+
+Codes a run can end with that no exception class names (the constants below):
+``DOCUMENT_TOO_COMPLEX`` (a PDF over the extraction budget: fails once, never retried),
+``STAGE_TIMEOUT`` (the dispatcher's watchdog stopped a stage) and ``PROCESS_DIED`` (the run
+process died; the message says how: signal, out of memory, stage, document).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ DOCUMENT_NOT_PROSE = "DOCUMENT_NOT_PROSE"
 DOCUMENT_PLACEHOLDER = "DOCUMENT_PLACEHOLDER"
 DOCUMENT_TOO_SHORT = "DOCUMENT_TOO_SHORT"
 DOCUMENT_LANGUAGE_UNSUPPORTED = "DOCUMENT_LANGUAGE_UNSUPPORTED"
+DOCUMENT_TOO_COMPLEX = "DOCUMENT_TOO_COMPLEX"
+STAGE_TIMEOUT = "STAGE_TIMEOUT"
+PROCESS_DIED = "PROCESS_DIED"
 
 
 class RunnerError(Exception):

@@ -114,13 +114,16 @@ def _decode_text(raw: RawDocument) -> str:
             f"document {raw.name!r} looks binary, not text: upload a .pdf, .txt or .md file",
             code="DOCUMENT_NOT_TEXT",
         )
+    # Strip the bytes, not the decoded text: str.strip() copies, and a 50 MiB upload decodes to up
+    # to 200 MiB of str (4 bytes a character once one emoji is in it); bench/poison.py measures it.
+    data = raw.data.strip()
     try:
-        return raw.data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
     try:
         # Windows editors still save trend reports as cp1252; say so rather than refuse.
-        text = raw.data.decode("cp1252")
+        text = data.decode("cp1252")
     except UnicodeDecodeError as exc:
         raise InvalidInput(
             f"document {raw.name!r} is not UTF-8 text: save it as UTF-8 and upload again",

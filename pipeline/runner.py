@@ -31,6 +31,7 @@ from persistence.records import (
     StageResult,
     utcnow,
 )
+from pipeline.blob_rules import display_url
 from pipeline.brands import load_brand
 from pipeline.document import Document
 from pipeline.engine import CostedEngine, Engine
@@ -129,8 +130,8 @@ def execute_run(
     llm = LlmRun.begin(services.engine, services.stage_cache, services.max_cost_usd,
                        recorded.usage if recorded else None)
     store.apply(RecordUsage(request.run_id, attempt, written_by(services.engine, llm)))
-    # Never the query string: a signed blob URL carries its token there.
-    log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
+    # Never the query or fragment: a signed blob URL carries its token there.
+    log.info("run_started", brand=request.company_id, document=display_url(request.document_url),
              stages_done=sorted(done), engine=services.engine.name)
     current = 1
     try:
