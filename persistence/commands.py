@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, StageResult
+from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, RunUsage, StageResult
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,24 @@ class ClaimRun:
                 "lease_expires_at": self.lease_expires_at.isoformat()}
 
 
-Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun | ClaimRun
+@dataclass(frozen=True)
+class RecordUsage:
+    """Record which engine and model run the run and what its LLM calls cost so far (a whole snapshot)."""
 
-KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind, ClaimRun.kind)
+    run_id: str
+    attempt: int
+    usage: RunUsage
+    kind: ClassVar[str] = "record_usage"
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as plain JSON values."""
+        return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "usage": self.usage.as_dict()}
+
+
+Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun | ClaimRun | RecordUsage
+
+KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind, ClaimRun.kind,
+         RecordUsage.kind)
 
 
 def command_from_json(data: Mapping[str, Any]) -> Command:
@@ -146,4 +161,9 @@ def command_from_json(data: Mapping[str, Any]) -> Command:
         return FailRun(run_id, attempt, RunErrorInfo(**data["error"]))
     if kind == ClaimRun.kind:
         return ClaimRun(run_id, attempt, str(data["owner"]), datetime.fromisoformat(data["lease_expires_at"]))
+    if kind == RecordUsage.kind:
+        usage = RunUsage.from_dict(data["usage"])
+        if usage is None:
+            raise ValueError("a record_usage command names no engine")
+        return RecordUsage(run_id, attempt, usage)
     raise ValueError(f"unknown write command kind {kind!r}; known: {', '.join(KINDS)}")

@@ -11,7 +11,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from persistence.commands import ClaimRun, Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import (
+    ClaimRun,
+    Command,
+    CompleteRun,
+    CreateRun,
+    FailRun,
+    RecordUsage,
+    SaveStage,
+    StartAttempt,
+)
 from persistence.records import RunState, RunStatus, StageState
 from persistence.spool.journal import SpoolRecord, command_of
 
@@ -60,6 +69,8 @@ def apply_to_state(state: RunState, command: Command, at: datetime) -> RunState:
                            completed_at=at)
         case ClaimRun(attempt=attempt):
             return replace(state, status=RunStatus.PROCESSING, attempt=attempt, error=None, updated_at=at)
+        case RecordUsage(usage=usage):
+            return replace(state, usage=usage, updated_at=at)
     return state
 
 
