@@ -13,7 +13,7 @@ from config.log import configure_logging, get_logger
 from config.modes import Mode
 from config.settings import Settings
 from handlers.health import probe_for
-from handlers.launcher import DispatcherLauncher, RunLauncher
+from handlers.launcher import RunLauncher, launcher_for
 from handlers.payload import InvalidPayload
 from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Werkzeug would answer '//' in a path with an HTML 308 redirect; every answer here is JSON.
     app.url_map.merge_slashes = False
-    launcher = launcher or DispatcherLauncher(settings)
+    launcher = launcher or launcher_for(settings)
     app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher)
     probe_for(app, store)
     for blueprint in (runs, status, health):
