@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from config.errors import ConfigError, Conflict, InvalidInput, NotFound, RunnerError, StoreError
+from config.errors import ConfigError, Conflict, InvalidInput, NotDurable, NotFound, RunnerError, StoreError
 from config.log import configure_logging, get_logger
 from config.modes import Mode
 from config.settings import Settings
@@ -68,6 +68,8 @@ def error_response(exc: RunnerError | HTTPException) -> Response:
     body: dict[str, object] = {"error": exc.message, "code": exc.code}
     if isinstance(exc, InvalidPayload):
         body["fields"] = exc.fields
+    elif isinstance(exc, NotDurable):
+        pass  # its message is ours (no driver text): the sender should know why and when to retry
     elif isinstance(exc, StoreError):
         # Driver messages can name hosts; the detail goes to the log, not to the caller.
         body["error"] = "the run store is unavailable (the run may not be recorded): retry later"
@@ -78,4 +80,6 @@ def error_response(exc: RunnerError | HTTPException) -> Response:
     response.status_code = code
     if isinstance(exc, SignatureError):
         response.headers["WWW-Authenticate"] = 'Webhook realm="standard-webhooks"'
+    if isinstance(exc, NotDurable):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response

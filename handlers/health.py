@@ -123,7 +123,7 @@ def database_side(store: Any) -> Pingable | None:
     """The object to ping: the store's ``database`` (ResilientStore) or the store itself, if it pings."""
     for candidate in (getattr(store, "database", None), store):
         if candidate is not None and callable(getattr(candidate, "ping", None)):
-            return candidate  # type: ignore[no-any-return]
+            return candidate
     return None
 
 
@@ -149,6 +149,11 @@ def check_health(settings: Settings, probe: DatabaseProbe, *, breaker_state: Any
         "file_fallback": mode.writes_files, "database_connection": "skipped", "circuit": "closed",
         "spool_backlog": 0, "schema": "unknown", "version": version(settings),
         "environment": settings.railway_environment,
+        # Whether OUTPUT_DIR (the spool) outlives this container, and where runs execute: what this
+        # deployment does with a webhook during a database outage (see docs/runbook.md, 1.3).
+        "durability": "durable" if settings.output_durable else "ephemeral",
+        "durability_detail": settings.durability,
+        "run_dispatch": settings.run_dispatch,
     }
     if mode is Mode.INVALID:
         body["status"] = "unhealthy"

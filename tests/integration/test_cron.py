@@ -175,8 +175,19 @@ def test_validate_warns_when_outputs_are_not_on_a_volume_on_railway(out):
     code, summary, _ = cron("validate", output_dir=out, env=env)
     assert (code, summary["status"]) == (0, "ok")  # warnings never fail the job
     checks = checks_by_name(summary)
-    assert checks["volume"]["status"] == "warning" and "Mount a volume" in checks["volume"]["message"]
+    assert checks["volume"]["status"] == "warning" and "mount a volume" in checks["volume"]["message"]
+    assert "ephemeral (on Railway without a volume)" in checks["volume"]["message"]
     assert checks["draining"]["status"] == "warning"
+
+
+def test_validate_says_a_replicated_service_without_a_volume_answers_503_during_an_outage(out, database_url):
+    env = {"RAILWAY_ENVIRONMENT_NAME": "production", "DATABASE_URL": database_url, **SECRETS}
+    code, summary, _ = cron("validate", output_dir=out, env=env)
+    volume = checks_by_name(summary)["volume"]
+    assert volume["status"] == "warning" and "503 with Retry-After" in volume["message"]
+    code, summary, _ = cron("validate", output_dir=out, env={**env, "OUTPUT_DURABILITY": "durable"})
+    volume = checks_by_name(summary)["volume"]
+    assert volume["status"] == "ok" and "durable (declared by OUTPUT_DURABILITY)" in volume["message"]
 
 
 # -- migrations -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from config.errors import ConfigError
 from config.settings import Settings
+from handlers.health import DatabaseProbe, check_health
 from handlers.launcher import DispatcherLauncher, QueueLauncher, dispatcher_argv, launcher_for
 
 PG = "postgresql://runner:s3cret@db.internal:5432/railway"
@@ -55,3 +56,12 @@ def test_durability_is_decided_from_the_volume_unless_declared(tmp_path: Path, e
 def test_a_wrong_durability_word_is_an_error_that_lists_the_choices() -> None:
     with pytest.raises(ConfigError, match="OUTPUT_DURABILITY='forever' is not one of: auto, durable, ephemeral"):
         Settings.from_env({"OUTPUT_DURABILITY": "forever"})
+
+
+@pytest.mark.parametrize(("env", "durability"), [({}, "durable"), ({"OUTPUT_DURABILITY": "ephemeral"}, "ephemeral")])
+def test_health_says_which_durability_the_deployment_has(tmp_path: Path, env: dict[str, str],
+                                                        durability: str) -> None:
+    settings = Settings.from_env({**env, "OUTPUT_DIR": str(tmp_path), "ENABLE_DATABASE_WRITES": "false"})
+    health = check_health(settings, DatabaseProbe(None), breaker_state=lambda s: "closed", spool_backlog=lambda s: 0)
+    assert health.body["durability"] == durability and health.body["durability_detail"] == settings.durability
+    assert health.body["run_dispatch"] == "local"
