@@ -27,8 +27,13 @@ const dockerfile = { builder: "DOCKERFILE", dockerfilePath: "Dockerfile" } as co
 export default defineRailway((ctx) => {
   const db = postgres("Postgres");
 
-  // Run files, the spool and host state (OUTPUT_DIR defaults to $RAILWAY_VOLUME_MOUNT_PATH/outputs).
-  // A volume attaches to one service instance: the web service therefore runs one replica.
+  // Deployment shape (docs/runbook.md, 1.3): one web replica WITH a volume accepts webhooks, and
+  // journals them there during a database outage (202, replayed later); worker replicas WITHOUT
+  // a volume claim and run. To run several web replicas instead, drop the web's volumeMounts and
+  // raise its replicas: its OUTPUT_DIR is then ephemeral and webhooks during an outage answer 503
+  // with Retry-After (the sender retries) instead of 202.
+  // The volume holds run files, the spool and host state (OUTPUT_DIR defaults to
+  // $RAILWAY_VOLUME_MOUNT_PATH/outputs). A volume attaches to one service instance.
   const data = volume("runner-data", { sizeMB: 5120 });
 
   // What every service reads (config/settings.py parses each once; docs/runbook.md section 2).
@@ -46,6 +51,8 @@ export default defineRailway((ctx) => {
     RUN_LEASE_SECONDS: "60",
     MAX_RUN_ATTEMPTS: "3",
     LOG_LEVEL: "INFO",
+    // Runs execute on the worker service; the web service only records and answers.
+    RUN_DISPATCH: "workers",
   };
 
   const web = service("web", {
@@ -77,11 +84,16 @@ export default defineRailway((ctx) => {
 
   const worker = service("worker", {
     build: dockerfile,
-    // Claims QUEUED runs from PostgreSQL (SKIP LOCKED, leases, fencing) and runs each in a child.
+    // Claims QUEUED runs from PostgreSQL (SKIP LOCKED, leases, fencing) and runs each in a child;
+    // MAX_CONCURRENT_RUNS per replica. No volume: its disk is a cache (spool during an outage),
+    // and a run lost with its container resumes on another replica from what PostgreSQL holds.
     start: `${ENTRYPOINT} python -m handlers.dispatcher`,
-    replicas: 1,
+    replicas: 2,
     deploy: { drainingSeconds: DRAINING_SECONDS, restartPolicyType: "ALWAYS" },
-    env: { ...common },
+    env: {
+      ...common,
+      ENABLE_FILE_FALLBACK: "false", // DATABASE_ONLY: a file mirror on a disk that vanishes would be a lie
+    },
   });
 
   return project("innovation-pipeline-runner", {

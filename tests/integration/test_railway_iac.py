@@ -83,6 +83,11 @@ def test_the_services_and_their_deploy_settings(graph: dict[str, Any]) -> None:
     assert re.fullmatch(r"(\S+ ){4}\S+", cron["cronSchedule"]), cron["cronSchedule"]
     assert "python -m handlers.cron all" in cron["startCommand"]
     assert shlex.split(worker["startCommand"])[-3:] == ["python", "-m", "handlers.dispatcher"]
+    # Runs execute where a dispatcher claims them: with RUN_DISPATCH=workers, on the worker service.
+    dispatch = {name: s["variables"]["RUN_DISPATCH"]["value"] for name, s in services.items()}
+    assert dispatch == {"web": "workers", "cron": "workers", "worker": "workers"}
+    assert worker["numReplicas"] >= 1 and "--no-claims" not in worker["startCommand"]
+    assert services["worker"]["variables"]["ENABLE_FILE_FALLBACK"]["value"] == "false"
     for name, service in services.items():
         assert service["build"] == {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"}, name
         assert (REPO / service["build"]["dockerfilePath"]).is_file()
