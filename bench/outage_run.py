@@ -31,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.scratch import (
     SAMPLE_BRAND,
@@ -47,6 +48,10 @@ from bench.scratch import (
     throwaway_database,
 )
 from config.settings import APP_DIR
+from persistence.commands import Command
+from persistence.ports import CommandVerbs, RunStore, SourcedRun
+
+T = TypeVar("T")
 
 CONNECT_S = 2.0
 DEADLINE_S = 2.0
@@ -54,26 +59,36 @@ BREAK_S = 60.0
 LATER_AIM = 1.1
 
 
-class VerbClock:
-    """A RunStore wrapper that adds up the seconds spent in each verb (a few µs of overhead)."""
+class VerbClock(CommandVerbs):
+    """A RunStore wrapper that adds up the seconds spent per command kind and read (a few µs of overhead)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: RunStore) -> None:
         self._store = store
+        self.name = store.name
         self.seconds: dict[str, float] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._store, name)
-        if not callable(attr):
-            return attr
+    def _timed(self, name: str, call: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+    def apply(self, command: Command) -> bool:
+        """Apply through the wrapped store, timed under the command's kind."""
+        return self._timed(command.kind, lambda: self._store.apply(command))
 
-        return timed
+    def read_run(self, run_id: str) -> SourcedRun:
+        """Read through the wrapped store, timed."""
+        return self._timed("get_run", lambda: self._store.read_run(run_id))
+
+    def load_stage_outputs(self, run_id: str) -> dict[int, Mapping[str, Any]]:
+        """Read through the wrapped store, timed."""
+        return self._timed("load_stage_outputs", lambda: self._store.load_stage_outputs(run_id))
+
+    def close(self) -> None:
+        """Close the wrapped store."""
+        self._store.close()
 
 
 def child(spec: dict[str, Any]) -> None:
@@ -201,7 +216,8 @@ def summarise(results: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, A
                          first_within_aim=first["seconds"] <= files + CONNECT_S,
                          later_within_aim=later / files <= LATER_AIM, breaker_after=result["later"][-1]["breaker"])
         summary[name] = entry
-        rows.append([name, entry.get("first_s"), entry.get("first_minus_file_only_s"), _yes(entry.get("first_within_aim")),
+        rows.append([name, entry.get("first_s"), entry.get("first_minus_file_only_s"),
+                     _yes(entry.get("first_within_aim")),
                      later, store, later / files, _yes(entry.get("later_within_aim"))])
     return summary, rows
 

@@ -69,33 +69,32 @@ SELECT (SELECT count(*) FROM "PipelineRun"),
 """
 
 
-def run_writes(outputs: dict[int, dict[str, Any]], report: Any, runs: int,
-               prefix: str = "replay") -> list[tuple[str, dict[str, Any]]]:
-    """The store verb calls of ``runs`` complete runs, in order: (verb, keyword arguments)."""
+def run_writes(outputs: dict[int, dict[str, Any]], report: Any, runs: int, prefix: str = "replay") -> list[Any]:
+    """The write commands of ``runs`` complete runs, in order."""
+    from persistence.commands import Command, CompleteRun, CreateRun, SaveStage, StartAttempt
     from persistence.records import RunRequest, StageResult, utcnow
 
-    calls: list[tuple[str, dict[str, Any]]] = []
+    calls: list[Command] = []
     for i in range(runs):
         run_id = f"{prefix}-{i:05d}"
-        calls.append(("create_run", {"request": RunRequest(run_id, "mccormick-usa", "bench", "bench://sample")}))
-        calls.append(("start_attempt", {"run_id": run_id, "attempt": 1}))
+        calls.append(CreateRun(RunRequest(run_id, "mccormick-usa", "bench", "bench://sample")))
+        calls.append(StartAttempt(run_id, 1))
         for stage, output in outputs.items():
             done = utcnow()
-            result = StageResult(stage, output, done - timedelta(milliseconds=800), done)
-            calls.append(("save_stage", {"run_id": run_id, "attempt": 1, "result": result}))
-        calls.append(("complete_run", {"run_id": run_id, "attempt": 1, "report": report}))
+            calls.append(SaveStage(run_id, 1, StageResult(stage, output, done - timedelta(milliseconds=800), done)))
+        calls.append(CompleteRun(run_id, 1, report))
     return calls
 
 
-def spool(settings: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[float]:
+def spool(settings: Any, calls: list[Any]) -> list[float]:
     """Write every call through build_store while the database refuses; seconds per 1,000 records."""
     from persistence.factory import build_store
 
     store = build_store(settings)
     per_thousand, t0 = [], time.perf_counter()
     try:
-        for n, (verb, kwargs) in enumerate(calls, start=1):
-            getattr(store, verb)(**kwargs)
+        for n, command in enumerate(calls, start=1):
+            store.apply(command)
             if n % 1000 == 0 or n == len(calls):
                 per_thousand.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
@@ -104,15 +103,13 @@ def spool(settings: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[float]
     return per_thousand
 
 
-def floor(url: str, calls: list[tuple[str, dict[str, Any]]]) -> float:
+def floor(url: str, calls: list[Any]) -> float:
     """Seconds to upsert the records' JSON with executemany, BATCH rows and one commit per batch."""
     import psycopg
     from psycopg.types.json import Jsonb
 
-    from persistence.spool_codec import encode_args, run_id_of
-
-    rows = [{"run_id": run_id_of(verb, kwargs), "seq": seq, "verb": verb, "args": Jsonb(encode_args(verb, kwargs))}
-            for seq, (verb, kwargs) in enumerate(calls)]
+    rows = [{"run_id": command.run_id, "seq": seq, "verb": command.kind, "args": Jsonb(command.to_json())}
+            for seq, command in enumerate(calls)]
     with psycopg.connect(url, autocommit=True) as setup:
         setup.execute("CREATE SCHEMA bench_floor")
         setup.execute(FLOOR_TABLE)
@@ -251,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     print("spooling, seconds per successive 1,000 records: "
           + ", ".join(f"{s:.2f}" for s in m["spool_seconds_per_1000"]))
     check_ = m["check"]
-    print(f"after replay: {check_['found']} — {'as expected' if check_['ok'] else 'EXPECTED ' + str(check_['expected'])}")
+    verdict = "as expected" if check_["ok"] else "EXPECTED " + str(check_["expected"])
+    print(f"after replay: {check_['found']} — {verdict}")
     if m["profile"]:
         print(f"\ncProfile of replaying 2,000 records:\n{m['profile']}")
     print(json.dumps({"benchmark": "replay", "records": m["records"], "replay_records_per_s": round(replay_rate, 1),

@@ -155,7 +155,8 @@ def measure_parts(url: str, state_dir: Path, output: dict[str, Any], count: int)
 
     from persistence import atomic
     from persistence.breaker import BreakerPolicy, CircuitBreaker
-    from persistence.postgres import DbTimeouts, PostgresStore, _Watchdog
+    from persistence.postgres import DbTimeouts, PostgresStore
+    from persistence.postgres.connection import Watchdog
     from persistence.retry import RetryPolicy, call_with_retry
     from persistence.spool import Spool
 
@@ -168,8 +169,8 @@ def measure_parts(url: str, state_dir: Path, output: dict[str, Any], count: int)
         _guard(breaker)  # a full sliding window, as in steady use
     state = json.loads(breaker.path.read_text())
     spool = Spool(state_dir / "parts-spool")
-    conn = database._connection(database._slot())  # the watchdog needs a live connection to point at
-    watchdog = _Watchdog()
+    conn = database._db._connection(database._db._slot())  # the watchdog needs a live connection to point at
+    watchdog = Watchdog()
     parts: dict[str, Callable[[str, int], None]] = {
         "raw: the verb's upsert into StageOutput only": lambda run, stage: _raw_sql(raw, run, stage, output, False),
         "raw: the verb's SQL (lock run, upsert, run-row copy)": lambda run, stage: _raw_sql(raw, run, stage, output),
@@ -203,7 +204,7 @@ def _raw_sql(conn: Any, run_id: str, stage: int, output: dict[str, Any], whole: 
     """save_stage's statements (persistence.postgres_sql) in one transaction, straight on psycopg."""
     from psycopg.types.json import Jsonb
 
-    from persistence import postgres_sql as q
+    from persistence.postgres import sql as q
 
     result = _result(stage, output)
     params = {"run_id": run_id, "attempt": 1, "stage": stage, "output": Jsonb(output),

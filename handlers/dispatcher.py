@@ -84,7 +84,8 @@ class Dispatcher:
         self.claims = claims  # False on a web host whose runs execute on worker services
         self.app = bootstrap(settings)
         load_all_brands(settings.brands_dir)
-        self.store = self.app.services.store
+        self.store = self.app.persistence.store
+        self.replayable = self.app.persistence.replayable
         self.identity = state_identity(settings)
         self.owner = f"{self.identity}/{os.getpid()}-{int(time.time() * 1000)}"
         self.children: dict[int, Child] = {}
@@ -119,7 +120,12 @@ class Dispatcher:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd sees it
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
-        self.selector.register(self.listener, selectors.EVENT_READ, "notify")
+        self.selector.register(self._listener(), selectors.EVENT_READ, "notify")
+
+    def _listener(self) -> socket.socket:
+        if self.listener is None:
+            raise RuntimeError("the dispatcher's notify socket is opened by serve() first")
+        return self.listener
 
     def _on_stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
@@ -150,10 +156,10 @@ class Dispatcher:
             self._fill_slots(wanted)
 
     def _read_notifications(self) -> list[str]:
-        ids = []
+        ids: list[str] = []
         while True:
             try:
-                data = self.listener.recv(128)
+                data = self._listener().recv(128)
             except BlockingIOError:
                 return ids
             run_id = data.decode("ascii", "replace")
@@ -183,7 +189,7 @@ class Dispatcher:
             if len(claims) < free:
                 claims += self.store.claim_next(self.owner, lease, free - len(claims))
         except (RunnerError, OSError) as exc:  # the loop must outlive any one bad claim or a full disk
-            log.error("dispatcher_claim_failed", error=str(exc), code=getattr(exc, "code", type(exc).__name__))
+            log.error("dispatcher_claim_failed", error=str(exc), code=_code(exc))
         for claim in claims:
             self._start(claim)
 
@@ -203,7 +209,7 @@ class Dispatcher:
     def _recover(self, *, startup: bool) -> ReapReport | None:
         def dead_owner(owner: str | None) -> bool:
             # We hold this state folder's lock, so any other owner recorded under it is gone.
-            return bool(owner) and owner.startswith(self.identity + "/") and owner != self.owner
+            return owner is not None and owner.startswith(self.identity + "/") and owner != self.owner
 
         try:
             report = reap(self.store, self.settings, dead_owner=dead_owner if startup else lambda owner: False)
@@ -216,13 +222,12 @@ class Dispatcher:
 
     def _replay_spool(self) -> None:
         """Drain this host's spool into the database (a cron service cannot see this host's volume)."""
-        replay = getattr(self.store, "replay", None)
-        if replay is None:  # FILE_ONLY: there is no database to replay into
+        if self.replayable is None:  # FILE_ONLY: there is no database to replay into
             return
         try:
-            report = replay(100, max_records=REPLAY_MAX_RECORDS)
+            report = self.replayable.replay(100, max_records=REPLAY_MAX_RECORDS)
         except (RunnerError, OSError) as exc:
-            log.error("spool_replay_failed", error=str(exc), code=getattr(exc, "code", type(exc).__name__))
+            log.error("spool_replay_failed", error=str(exc), code=_code(exc))
             return
         if report.applied or report.dead:
             log.info("spool_replayed_by_dispatcher", **report.as_dict())
@@ -286,6 +291,11 @@ class Dispatcher:
             log.warning("drain_timeout", still_running=[c.claim.run_id for c in self.children.values()])
 
 
+def _code(exc: BaseException) -> str:
+    """The runner's error code, or the exception's class name for anything else (an OSError)."""
+    return exc.code if isinstance(exc, RunnerError) else type(exc).__name__
+
+
 def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
     """Run one claimed attempt in this forked process; returns the exit code."""
     from config.errors import Superseded
@@ -301,7 +311,8 @@ def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for sock in (dispatcher.listener, dispatcher.wake_r, dispatcher.wake_w):
-        sock.close()
+        if sock is not None:
+            sock.close()
     settings = dispatcher.settings
     configure_logging(settings.log_level, json=True, copy_to=run_log_path(settings, claim.run_id))
     # Fresh adapters: the parent's database connection must never be used from two processes.
@@ -331,7 +342,7 @@ def _take_host_lock(settings: Settings) -> IO[bytes] | None:
     standby for at most the draining time; a second would-be standby exits at once.
     """
     atomic.ensure_dir(settings.state_dir)
-    lock = open(dispatch_socket.lock_path(settings), "a+b")
+    lock = open(dispatch_socket.lock_path(settings), "a+b")  # noqa: SIM115 (returned to the caller, held)
     if _try_lock(lock):
         return lock
     with open(dispatch_socket.lock_path(settings).with_suffix(".standby"), "a+b") as standby:

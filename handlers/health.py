@@ -19,27 +19,18 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from config.errors import StoreError
 from config.log import get_logger
 from config.modes import Mode
 from config.settings import Settings
+from persistence.ports import Pingable
 
 log = get_logger(__name__)
 
 PROBE_TIMEOUT_S = 1.0
 PROBE_TTL_S = 5.0
-
-
-class Pingable(Protocol):
-    """The database side of a store, as the health check sees it."""
-
-    def ping(self, timeout_s: float) -> None:
-        """Round-trip the database or raise StoreError."""
-
-    def schema_state(self) -> str:
-        """'ok', 'behind', 'drift' or 'unknown'."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +57,20 @@ class DatabaseProbe:
 
     def _run(self) -> None:
         """Worker thread: ping, then ask the schema; each answer is published as soon as known."""
+        target = self.target
+        if target is None:  # check() never starts a probe without a target
+            self._done.set()
+            return
         try:
             try:
-                self.target.ping(self.timeout_s)  # type: ignore[union-attr]
+                target.ping(self.timeout_s)
             except StoreError as exc:
                 log.warning("health_database_failed", code=exc.code, reason=exc.message)
                 return
             with self._lock:
                 self._connection = "healthy"
             try:
-                schema = self.target.schema_state()  # type: ignore[union-attr]
+                schema = target.schema_state()
             except StoreError as exc:
                 log.warning("health_schema_unknown", code=exc.code, reason=exc.message)
                 schema = "unknown"
@@ -109,22 +104,14 @@ _PROBES: weakref.WeakKeyDictionary[Any, DatabaseProbe] = weakref.WeakKeyDictiona
 _PROBES_LOCK = threading.Lock()
 
 
-def probe_for(owner: Any, store: Any) -> DatabaseProbe:
-    """The probe cached for ``owner`` (the Flask app), built from ``store``'s database side once."""
+def probe_for(owner: Any, database: Pingable | None) -> DatabaseProbe:
+    """The probe cached for ``owner`` (the Flask app), of ``database`` (None: no database in this mode)."""
     with _PROBES_LOCK:
         probe = _PROBES.get(owner)
         if probe is None:
-            probe = DatabaseProbe(database_side(store))
+            probe = DatabaseProbe(database)
             _PROBES[owner] = probe
         return probe
-
-
-def database_side(store: Any) -> Pingable | None:
-    """The object to ping: the store's ``database`` (ResilientStore) or the store itself, if it pings."""
-    for candidate in (getattr(store, "database", None), store):
-        if candidate is not None and callable(getattr(candidate, "ping", None)):
-            return candidate
-    return None
 
 
 def writable(path: Path) -> bool:

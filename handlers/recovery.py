@@ -16,6 +16,8 @@ from pathlib import Path
 from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
+from persistence.commands import FailRun
+from persistence.ports import QueuedStore
 from persistence.queue import Lease
 from persistence.records import RunErrorInfo, utcnow
 
@@ -51,7 +53,8 @@ def last_log_lines(settings: Settings, run_id: str, count: int = LOG_TAIL_LINES)
         return [line.rstrip("\n") for line in deque(handle, maxlen=count)]
 
 
-def recover_run(store, settings: Settings, run_id: str, attempt: int, cause: str, report: ReapReport) -> None:
+def recover_run(store: QueuedStore, settings: Settings, run_id: str, attempt: int, cause: str,
+                report: ReapReport) -> None:
     """Requeue a run whose ``attempt`` died, or fail it once its attempts are used up."""
     state = store.get_run(run_id)
     if state is None or state.status.finished or state.attempt != attempt:
@@ -70,12 +73,13 @@ def recover_run(store, settings: Settings, run_id: str, attempt: int, cause: str
     if tail:
         message += "; last log lines:\n" + "\n".join(tail)
     stage = len(state.completed_stages) + 1
-    store.fail_run(run_id, attempt, RunErrorInfo(stage=min(stage, 5), code="PROCESS_DIED", message=message))
+    store.apply(FailRun(run_id, attempt, RunErrorInfo(stage=min(stage, 5), code="PROCESS_DIED", message=message)))
     log.error("run_failed_after_retries", run_id=run_id, attempt=attempt, cause=cause)
     report.failed.append(run_id)
 
 
-def reap(store, settings: Settings, *, dead_owner: Callable[[str | None], bool] = lambda owner: False) -> ReapReport:
+def reap(store: QueuedStore, settings: Settings, *,
+         dead_owner: Callable[[str | None], bool] = lambda owner: False) -> ReapReport:
     """Recover every PROCESSING run whose lease lapsed or whose owner is known to be dead."""
     report = ReapReport()
     now = utcnow()

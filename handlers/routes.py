@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
@@ -19,7 +20,7 @@ from handlers.payload import parse_run_request
 from handlers.runs import run_status, submit_run
 from handlers.webhook_signature import verify
 from persistence import factory
-from persistence.ports import RunStore
+from persistence.ports import Pingable, RunStore
 
 runs = Blueprint("runs", __name__)
 status = Blueprint("status", __name__)
@@ -34,6 +35,7 @@ class WebServices:
     settings: Settings
     store: RunStore | None
     launcher: RunLauncher
+    database: Pingable | None = None  # what /health probes (None: no database, or a store given by a test)
 
     def writable_store(self) -> RunStore:
         """The store, or ConfigError (503) when the mode leaves nowhere to save."""
@@ -45,7 +47,8 @@ class WebServices:
 
 def services() -> WebServices:
     """The current app's services."""
-    return current_app.extensions["runner"]  # type: ignore[no-any-return]
+    services: WebServices = current_app.extensions["runner"]
+    return services
 
 
 @runs.post("/run")
@@ -56,7 +59,7 @@ def post_run() -> tuple[dict[str, str], int]:
     if not web.settings.webhook_secret:
         raise ConfigError("POST /run is not configured: set WEBHOOK_SECRET to the sender's signing secret")
     body = read_body()
-    verify(web.settings.webhook_secret, request.headers, body)
+    verify(web.settings.webhook_secret, cast("Mapping[str, str]", request.headers), body)
     run = parse_run_request(web.settings, body)
     created = submit_run(store, web.launcher, run)
     return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
@@ -99,7 +102,7 @@ def get_status(run_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
 def get_health() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Whether this process can record runs now (contract §5)."""
     web = services()
-    probe = probe_for(current_app._get_current_object(), web.store)  # type: ignore[attr-defined]
+    probe = probe_for(current_app._get_current_object(), web.database)  # type: ignore[attr-defined]
     report = check_health(web.settings, probe, breaker_state=factory.breaker_state,
                           spool_backlog=factory.spool_backlog)
     return report.body, report.http_status, NO_STORE

@@ -8,6 +8,7 @@ from typing import Any
 from config.errors import NotFound, RunnerError
 from config.log import get_logger
 from handlers.launcher import RunLauncher
+from persistence.commands import CreateRun
 from persistence.ports import RunStore
 from persistence.records import STAGE_NUMBERS, RunRequest, RunState, RunStatus, StageState
 
@@ -20,7 +21,7 @@ def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest) -> b
     The run is durable before anyone is told: a launcher that fails to start it leaves a QUEUED
     run that recovery picks up, so the sender still gets its 202/200. Conflict propagates (409).
     """
-    created = store.create_run(request)
+    created = store.apply(CreateRun(request))
     log.info("run_accepted" if created else "run_repeated", run_id=request.run_id,
              company_id=request.company_id)
     try:
@@ -46,15 +47,10 @@ def _stage_status(state: RunState, number: int, stage: StageState) -> str:
     return "pending"
 
 
-def source_of(store: RunStore) -> str:
-    """Where the store's last read came from, as contract §5 names it: 'database' or 'files'."""
-    source = getattr(store, "last_source", None) or getattr(store, "name", "files")
-    return "database" if source in ("database", "postgres", "postgresql") else "files"
-
-
 def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
     """The contract §5 status body of ``run_id``; NotFound when no store knows it."""
-    state = store.get_run(run_id)
+    read = store.read_run(run_id)  # the state and where it came from, in one answer (no shared field)
+    state = read.state
     if state is None:
         raise NotFound(f"no run {run_id!r}: check the run id", code="RUN_NOT_FOUND")
     stages = {}
@@ -68,5 +64,5 @@ def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
         "current_stage": state.current_stage,
         "stages": stages,
         "error": state.error.as_dict() if state.error else None,
-        "source": source_of(store),
+        "source": read.source,
     }

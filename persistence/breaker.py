@@ -152,7 +152,7 @@ class CircuitBreaker:
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]
             try:
-                handle = open(self.path, "rb")
+                handle = open(self.path, "rb")  # noqa: SIM115 (kept open in the cache)
             except FileNotFoundError:
                 self._remember(None, None, None)
                 return self._initial()
@@ -305,7 +305,8 @@ class CircuitBreaker:
                     if isinstance(error, SchemaMismatch):
                         self._open(doc, now, f"schema_mismatch: {error}")
                     elif failed:
-                        self._open(doc, now, f"probe_failed: {getattr(error, 'code', '')}: {error}")
+                        code = error.code if isinstance(error, RunnerError) else ""
+                        self._open(doc, now, f"probe_failed: {code}: {error}")
                     elif slow:
                         self._open(doc, now, f"probe_slow: {seconds:.3f}s")
                     else:

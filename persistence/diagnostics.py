@@ -20,10 +20,10 @@ from typing import Any
 
 import psycopg
 
-from persistence import postgres_sql as q
-from persistence.migration_types import MigrationStatus
-from persistence.migrator import migration_status
-from persistence.pg_errors import wrap_exceptions
+from persistence.migrations.engine import migration_status
+from persistence.migrations.types import MigrationStatus
+from persistence.postgres import sql as q
+from persistence.postgres.errors import wrap_exceptions
 from persistence.schema_expectations import EXPECTED_COLUMNS, PIPELINE_RUN, compare_columns
 
 APPLICATION_NAME = "innovation-runner-cron"
@@ -155,7 +155,7 @@ class DatabaseDiagnostics:
         return ColumnReport(missing, extra)
 
     def migration_status(self, migrations_dir: Path | None = None) -> MigrationStatus:
-        """Applied migrations against the files (see persistence.migrator.migration_status)."""
+        """Applied migrations against the files (see persistence.migrations.engine.migration_status)."""
         with wrap_exceptions("migration status", url=self._url):
             conn = self._connection()
         return migration_status(conn, migrations_dir)

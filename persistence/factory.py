@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from config.log import get_logger
@@ -15,7 +16,7 @@ from config.modes import Mode
 from config.settings import Settings
 from persistence.breaker import BreakerPolicy, CircuitBreaker
 from persistence.files import FileStore
-from persistence.ports import RunStore
+from persistence.ports import Pingable, QueuedStore, Replayable
 from persistence.resilient import ResilientStore
 from persistence.retry import RetryPolicy
 from persistence.spool import ReplayReport, Spool
@@ -54,6 +55,36 @@ def build_resilient(
                           drain_max_records=0 if connection_per_thread else 500)
 
 
+@dataclass(frozen=True)
+class Persistence:
+    """The mode's store and the optional capabilities it has, each typed (None: not in this mode)."""
+
+    store: QueuedStore
+    replayable: Replayable | None  # a spool to drain into the database
+    database: Pingable | None  # a database to probe for /health
+
+
+def build_persistence(
+    settings: Settings,
+    *,
+    timeouts: DbTimeouts | None = None,
+    breaker_policy: BreakerPolicy | None = None,
+    retry_policy: RetryPolicy | None = None,
+    connection_per_thread: bool = False,
+) -> Persistence:
+    """The store of ``settings.mode`` with its capabilities; ConfigError in INVALID mode.
+
+    Policies: tests shrink them. ``connection_per_thread``: the web process's threads each get a
+    database connection; run subprocesses, the dispatcher and cron keep one per process.
+    """
+    settings.require_runnable()
+    if settings.mode is Mode.FILE_ONLY:
+        return Persistence(FileStore(settings.output_dir), None, None)
+    store = build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
+                            retry_policy=retry_policy, connection_per_thread=connection_per_thread)
+    return Persistence(store, store, store.database)
+
+
 def build_store(
     settings: Settings,
     *,
@@ -61,17 +92,10 @@ def build_store(
     breaker_policy: BreakerPolicy | None = None,
     retry_policy: RetryPolicy | None = None,
     connection_per_thread: bool = False,
-) -> RunStore:
-    """The RunStore for ``settings.mode``; ConfigError in INVALID mode. Policies: tests shrink them.
-
-    ``connection_per_thread``: the web process's threads each get a database connection; run
-    subprocesses, the dispatcher and cron keep one per process.
-    """
-    settings.require_runnable()
-    if settings.mode is Mode.FILE_ONLY:
-        return FileStore(settings.output_dir)
-    return build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
-                           retry_policy=retry_policy, connection_per_thread=connection_per_thread)
+) -> QueuedStore:
+    """The store for ``settings.mode`` (see build_persistence); ConfigError in INVALID mode."""
+    return build_persistence(settings, timeouts=timeouts, breaker_policy=breaker_policy, retry_policy=retry_policy,
+                             connection_per_thread=connection_per_thread).store
 
 
 def replay_spool(

@@ -22,6 +22,8 @@ from typing import Any
 from config.errors import Conflict, Superseded
 from config.paths import RUN_ID_PATTERN, check_run_id, inside
 from persistence import atomic
+from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.ports import CommandVerbs, SourcedRun
 from persistence.queue import Claim, Lease
 from persistence.records import (
     STAGE_FILES,
@@ -51,7 +53,7 @@ def _parse(moment: str | None) -> datetime | None:
     return datetime.fromisoformat(moment) if moment else None
 
 
-class FileStore:
+class FileStore(CommandVerbs):
     """A RunStore over plain files; also the mirror in DUAL_WRITE mode."""
 
     name = "files"
@@ -96,7 +98,22 @@ class FileStore:
             )
         return doc
 
-    def create_run(self, request: RunRequest) -> bool:
+    def apply(self, command: Command) -> bool:
+        """Apply one write command to the run's files (under the run's flock)."""
+        match command:
+            case CreateRun(request=request):
+                return self._create(request)
+            case StartAttempt(run_id=run_id, attempt=attempt):
+                self._start(run_id, attempt)
+            case SaveStage(run_id=run_id, attempt=attempt, result=result):
+                self._save_stage(run_id, attempt, result)
+            case CompleteRun(run_id=run_id, attempt=attempt, report=report):
+                self._complete(run_id, attempt, report)
+            case FailRun(run_id=run_id, attempt=attempt, error=error):
+                self._fail(run_id, attempt, error)
+        return False
+
+    def _create(self, request: RunRequest) -> bool:
         """Record the run as QUEUED; idempotent for the same request, Conflict for another."""
         with self._locked(request.run_id) as folder:
             doc = self._read(folder)
@@ -129,12 +146,12 @@ class FileStore:
             self._mark(QUEUE_DIR, request.run_id)
             return True
 
-    def get_run(self, run_id: str) -> RunState | None:
-        """The run's state from run.json, or None."""
+    def read_run(self, run_id: str) -> SourcedRun:
+        """The run's state from run.json (None if absent), from "files"."""
         doc = self._read(self.run_dir(run_id))
-        return None if doc is None else _state(doc)
+        return SourcedRun(None if doc is None else _state(doc), "files")
 
-    def start_attempt(self, run_id: str, attempt: int) -> None:
+    def _start(self, run_id: str, attempt: int) -> None:
         """Mark PROCESSING under ``attempt``; an older attempt is refused."""
         with self._locked(run_id) as folder:
             doc = self._owned(folder, run_id, attempt)
@@ -143,7 +160,7 @@ class FileStore:
             self._write(folder, doc, RunStatus.PROCESSING)
             self._unmark(QUEUE_DIR, run_id)
 
-    def save_stage(self, run_id: str, attempt: int, result: StageResult) -> None:
+    def _save_stage(self, run_id: str, attempt: int, result: StageResult) -> None:
         """Write the stage file, then record the stage as completed in run.json."""
         with self._locked(run_id) as folder:
             doc = self._owned(folder, run_id, attempt)
@@ -167,7 +184,7 @@ class FileStore:
             if doc["stages"].get(str(n), {}).get("status") == "completed"
         }
 
-    def complete_run(self, run_id: str, attempt: int, report: FinalReport) -> None:
+    def _complete(self, run_id: str, attempt: int, report: FinalReport) -> None:
         """Write report.md and mark the run COMPLETED."""
         with self._locked(run_id) as folder:
             doc = self._owned(folder, run_id, attempt)
@@ -178,7 +195,7 @@ class FileStore:
             self._write(folder, doc, RunStatus.COMPLETED)
             self._unmark(LEASE_DIR, run_id)
 
-    def fail_run(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
+    def _fail(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
         """Mark the run FAILED with its stage, code and message."""
         with self._locked(run_id) as folder:
             doc = self._owned(folder, run_id, attempt)
@@ -294,7 +311,8 @@ def _claimable(doc: dict[str, Any]) -> bool:
         return False
     # A PROCESSING run without a lease is driven by the CLI, which resumes it itself.
     lease = doc.get("lease")
-    return bool(lease) and _parse(lease["expires_at"]) <= utcnow()
+    expires = _parse(lease["expires_at"]) if lease else None
+    return expires is not None and expires <= utcnow()
 
 
 def _state(doc: dict[str, Any]) -> RunState:
@@ -310,8 +328,8 @@ def _state(doc: dict[str, Any]) -> RunState:
             for n, s in doc["stages"].items()
         },
         error=RunErrorInfo(**error) if error else None,
-        created_at=_parse(doc["created_at"]),
-        updated_at=_parse(doc["updated_at"]),
+        created_at=datetime.fromisoformat(doc["created_at"]),
+        updated_at=datetime.fromisoformat(doc["updated_at"]),
         completed_at=_parse(doc.get("completed_at")),
         extra={"lease": doc.get("lease"), "last_interruption": doc.get("last_interruption")},
     )

@@ -25,9 +25,9 @@ import tenacity
 from psycopg import errors as pgerr
 from tenacity.stop import stop_base
 
-from config.errors import StoreUnavailable
+from config.errors import RunnerError, StoreUnavailable
 from config.log import get_logger
-from persistence.pg_errors import DeadlineExceeded
+from persistence.postgres.errors import DeadlineExceeded
 
 log = get_logger(__name__)
 
@@ -98,7 +98,7 @@ def _log_retry(verb: str) -> Callable[[tenacity.RetryCallState], None]:
             attempt=state.attempt_number,
             wait_s=round(state.upcoming_sleep, 3),
             error=type(exc).__name__ if exc else None,
-            code=getattr(exc, "code", None),
+            code=exc.code if isinstance(exc, RunnerError) else None,
             reason=str(exc) if exc else None,
         )
 
@@ -138,6 +138,6 @@ def call_with_retry(
 ) -> T:
     """Call ``fn(*args, **kwargs)``, retrying transient failures within ``policy``; re-raise the last."""
     controller = retrying(
-        policy, verb=verb or getattr(fn, "__name__", "call"), transient=transient, clock=clock, sleep=sleep
+        policy, verb=verb or "call", transient=transient, clock=clock, sleep=sleep
     )
     return controller(fn, *args, **kwargs)

@@ -10,7 +10,7 @@ from functools import partial
 
 from config.log import get_logger
 from config.settings import Settings
-from persistence.factory import build_store
+from persistence.factory import Persistence, build_persistence
 from pipeline.document import Document
 from pipeline.documents import RawDocument, is_url, parse_document, read_local
 from pipeline.engine import Engine
@@ -25,6 +25,7 @@ class App:
 
     settings: Settings
     services: RunServices
+    persistence: Persistence
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -69,10 +70,11 @@ def bootstrap(settings: Settings, *, quiet: bool = False) -> App:
             output_survives_redeploy=settings.output_survives_redeploy,
             environment=settings.railway_environment,
         )
+    persistence = build_persistence(settings)
     services = RunServices(
-        store=build_store(settings),
+        store=persistence.store,
         engine=build_engine(settings),
         brands_dir=settings.brands_dir,
         load_document=partial(load_document, settings),
     )
-    return App(settings=settings, services=services)
+    return App(settings=settings, services=services, persistence=persistence)

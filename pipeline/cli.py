@@ -13,7 +13,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -22,6 +22,7 @@ from config.log import configure_logging
 from config.modes import Mode
 from config.paths import check_run_id
 from config.settings import Settings
+from persistence.commands import CreateRun
 from persistence.records import RunRequest, RunStatus
 from pipeline.brands import list_brand_ids, load_all_brands, load_brand
 from pipeline.documents import is_url, read_local
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def new_run_id() -> str:
     """A readable, unique run id: ``run-YYYYmmdd-HHMMSS-xxxxxx``."""
-    return f"run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
@@ -140,7 +141,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     store = app.services.store
     try:
         request = RunRequest(run_id=run_id, company_id=args.brand, user_id="cli", document_url=document)
-        store.create_run(request)
+        store.apply(CreateRun(request))
         state = store.get_run(run_id)
         if state is not None and state.status is RunStatus.COMPLETED:
             _error(f"run {run_id} already completed; nothing to do (use a new --run-id to run again)")
@@ -173,7 +174,8 @@ def _summary(settings: Settings, run_id: str, status: RunStatus, error: object) 
     if summary["report"]:
         lines.append(f"report: {summary['report']}")
     if error is not None:
-        lines.append(f"error: stage {summary['error']['stage']}: {summary['error']['message']} [{summary['error']['code']}]")
+        failure = error.as_dict()  # type: ignore[attr-defined]
+        lines.append(f"error: stage {failure['stage']}: {failure['message']} [{failure['code']}]")
     print("\n".join(lines), file=sys.stderr, flush=True)
     print(json.dumps(summary), flush=True)
     return EXIT_OK if status is RunStatus.COMPLETED else EXIT_FAILED

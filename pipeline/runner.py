@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from config.errors import InvalidInput, NotFound, StageError
 from config.log import bind_run, get_logger
+from persistence.commands import CompleteRun, FailRun, SaveStage, StartAttempt
 from persistence.ports import RunStore
 from persistence.records import (
     STAGE_NAMES,
@@ -97,7 +98,7 @@ def execute_run(
     progress = progress or NoProgress()
     store = services.store
     bind_run(request.run_id, attempt=attempt)
-    store.start_attempt(request.run_id, attempt)
+    store.apply(StartAttempt(request.run_id, attempt))
     done = store.load_stage_outputs(request.run_id)
     # Never the query string: a signed blob URL carries its token there.
     log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
@@ -121,18 +122,18 @@ def execute_run(
             outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
         current = 0
         report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs)
-        store.complete_run(request.run_id, attempt, report)
+        store.apply(CompleteRun(request.run_id, attempt, report))
     except (StageError, InvalidInput, NotFound) as exc:
         stage = exc.stage if isinstance(exc, StageError) else current
         error = RunErrorInfo(stage=stage or None, code=exc.code, message=exc.message)
-        store.fail_run(request.run_id, attempt, error)
+        store.apply(FailRun(request.run_id, attempt, error))
         log.error("run_failed", stage=error.stage, code=error.code, error=error.message)
         return RunOutcome(request.run_id, RunStatus.FAILED, error, resumed_from=len(done))
     except Exception as exc:
         # A bug, not bad input: record it so the run does not sit in PROCESSING, then re-raise
         # so the traceback reaches the logs and the process exits non-zero.
         error = RunErrorInfo(stage=current or None, code="INTERNAL_ERROR", message=f"{type(exc).__name__}: {exc}")
-        store.fail_run(request.run_id, attempt, error)
+        store.apply(FailRun(request.run_id, attempt, error))
         log.exception("run_crashed", stage=error.stage)
         raise
     log.info("run_completed", stages_resumed=len(done))
@@ -155,7 +156,7 @@ def _run_one(
     started_at, clock = utcnow(), time.perf_counter()
     output = run_stage(stage, services.engine, document=document, brand=brand, previous=outputs)
     result = StageResult(stage, output, started_at, utcnow())
-    services.store.save_stage(request.run_id, attempt, result)
+    services.store.apply(SaveStage(request.run_id, attempt, result))
     seconds = time.perf_counter() - clock
     progress.stage_finished(stage, name, seconds)
     log.info("stage_completed", stage=stage, stage_name=name, duration_ms=round(seconds * 1000, 1))

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: make the app's packages import
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from persistence.migrator import upgrade  # noqa: E402
+from persistence.migrations.engine import upgrade  # noqa: E402
 
 SCHEMA_FILE = ROOT / "sql" / "schema.sql"
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

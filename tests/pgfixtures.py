@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from persistence.migrator import upgrade
+from persistence.migrations.engine import upgrade
 
 __all__ = ["database_url", "empty_database_url", "pg_server_url", "pg_template", "url_for_database"]
 

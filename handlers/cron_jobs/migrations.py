@@ -18,7 +18,7 @@ from config.settings import Settings
 from handlers.cron_jobs.checks import Checks, JobContext
 from persistence.diagnostics import ColumnReport, DatabaseDiagnostics
 from persistence.factory import build_breaker
-from persistence.migration_types import MigrationStatus
+from persistence.migrations.types import MigrationStatus
 
 DATABASE_TIMEOUT_S = 5.0
 UP = "`python -m persistence.migrate up`"

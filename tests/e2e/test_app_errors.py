@@ -14,6 +14,7 @@ from config.settings import Settings
 from handlers.app import create_app
 from handlers.launcher import NullLauncher
 from handlers.webhook_signature import signed_headers
+from persistence.commands import Command, CreateRun
 from persistence.files import FileStore
 from tests.e2e.webserver import WEBHOOK_SECRET, payload
 
@@ -32,14 +33,16 @@ class RecordingLauncher:
 
 
 class BrokenStore(FileStore):
-    """A FileStore whose create_run raises ``error``."""
+    """A FileStore whose CreateRun raises ``error``."""
 
     def __init__(self, root: Path, error: Exception) -> None:
         super().__init__(root)
         self.error = error
 
-    def create_run(self, request: Any) -> bool:
-        raise self.error
+    def apply(self, command: Command) -> bool:
+        if isinstance(command, CreateRun):
+            raise self.error
+        return super().apply(command)
 
 
 def make_app(tmp_path: Path, store: FileStore | None = None, launcher: RecordingLauncher | None = None) -> Flask:

@@ -147,7 +147,7 @@ def test_the_image_layout_starts_and_serves(tmp_path: Path) -> None:
         for argv in ([python, "-m", "pipeline", "brands"],
                      [python, "-m", "pipeline", "run", "data/samples/flavor-trends-2026.pdf", "--brand",
                       "mccormick-usa", "--engine", "offline", "--run-id", "image_cli_run"],
-                     [python, "-c", "from persistence.migration_files import load_migrations; "
+                     [python, "-c", "from persistence.migrations.files import load_migrations; "
                                     "assert load_migrations(), 'no migrations in sql/migrations'"]):
             result = subprocess.run(argv, cwd=root, env={**os.environ, **env, "OUTPUT_DIR": str(tmp_path / "cli")},
                                     capture_output=True, text=True, timeout=120)

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from persistence.migrate import MigrationOptions, downgrade, migration_status, upgrade
-from persistence.migration_files import load_migrations
-from persistence.migrator import ADVISORY_LOCK_KEY, MigrationDrift
+from persistence.migrations.files import load_migrations
+from persistence.migrations.engine import ADVISORY_LOCK_KEY, MigrationDrift
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "sql" / "migrations"

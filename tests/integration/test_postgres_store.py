@@ -366,9 +366,9 @@ def test_with_a_connection_per_thread_each_thread_uses_its_own_and_close_release
 
     def work(n: int) -> None:
         store.create_run(RunRequest(f"t{n}", "decathlon", "u", "https://x/y.pdf"))
-        with store._transaction("which backend") as conn:
+        with store._db.transaction("which backend") as conn:
             barrier.wait(timeout=30)  # all four hold a transaction at once
-            backends.append(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            backends.append(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
     for thread in threads:

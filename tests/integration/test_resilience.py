@@ -161,7 +161,7 @@ def replay_until_drained(settings: Settings, deadline_s: float = 90) -> list[Any
 
 def assert_spooled_and_finished(settings: Settings, mode: Mode) -> None:
     """The run finished without the database: its writes wait in the spool (and files)."""
-    pending = [r.verb for r in Spool(settings.spool_dir).pending(RUN_ID)]
+    pending = [r.kind for r in Spool(settings.spool_dir).pending(RUN_ID)]
     assert pending and pending[-1] == "complete_run"
     if mode is Mode.DUAL_WRITE:
         state = FileStore(settings.output_dir).get_run(RUN_ID)

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors as pgerr
 
 from config.errors import Conflict, SchemaMismatch, StoreUnavailable
-from persistence.pg_errors import DeadlineExceeded
+from persistence.postgres.errors import DeadlineExceeded
 from persistence.breaker import (
     CLOSED,
     HALF_OPEN,

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import errors as pgerr
 
 from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable
-from persistence.pg_errors import DeadlineExceeded, wrap_exceptions
+from persistence.postgres.errors import DeadlineExceeded, wrap_exceptions
 from persistence.retry import RetryPolicy, call_with_retry, is_transient, timeout_kind
 
 FAST = RetryPolicy(attempts=4, total_seconds=100.0, first_wait=0.1, max_wait=1.0, jitter=0.05)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from config.errors import NotFound
 from handlers.runs import run_status
+from persistence.ports import SourcedRun
 from persistence.records import RunErrorInfo, RunRequest, RunState, RunStatus, StageState
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 class OneRunStore:
@@ -21,8 +22,8 @@ class OneRunStore:
     def __init__(self, state: RunState | None) -> None:
         self.state = state
 
-    def get_run(self, run_id: str) -> RunState | None:
-        return self.state if self.state and self.state.run_id == run_id else None
+    def read_run(self, run_id: str) -> SourcedRun:
+        return SourcedRun(self.state if self.state and self.state.run_id == run_id else None, "files")
 
 
 def state(status: RunStatus, done: int, error: RunErrorInfo | None = None) -> RunState:
@@ -43,7 +44,7 @@ def state(status: RunStatus, done: int, error: RunErrorInfo | None = None) -> Ru
     ],
 )
 def test_each_stage_reports_where_the_run_stands(status, done, error, expected):
-    body = run_status(OneRunStore(state(status, done, error)), "r")
+    body = run_status(OneRunStore(state(status, done, error)), "r")  # type: ignore[arg-type]
     assert [body["stages"][str(n)]["status"] for n in range(1, 6)] == expected
     assert body["stages"]["1"]["completed_at"] == (NOW.isoformat() if done else None)
     assert body["current_stage"] == (done or None) and body["source"] == "files"
@@ -51,4 +52,4 @@ def test_each_stage_reports_where_the_run_stands(status, done, error, expected):
 
 def test_an_unknown_run_is_not_found():
     with pytest.raises(NotFound):
-        run_status(OneRunStore(None), "nobody")
+        run_status(OneRunStore(None), "nobody")  # type: ignore[arg-type]

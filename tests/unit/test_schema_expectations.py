@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from persistence import postgres_sql
+from persistence.postgres import sql as postgres_sql
 from persistence.schema_expectations import EXPECTED_COLUMNS, compare_columns
 from tests.conftest import REPO
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import json
 import os
 import signal
@@ -12,8 +10,8 @@ import sys
 import textwrap
 import threading
 import tracemalloc
-from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +21,24 @@ from hypothesis import strategies as st
 
 from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable, Superseded
 from persistence.breaker import OPEN, BreakerPolicy, CircuitBreaker
+from persistence.commands import (
+    Command,
+    CompleteRun,
+    CreateRun,
+    FailRun,
+    SaveStage,
+    StartAttempt,
+    command_from_json,
+)
 from persistence.files import FileStore
+from persistence.ports import CommandVerbs, SourcedRun
 from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, StageResult
 from persistence.resilient import ResilientStore
 from persistence.retry import RetryPolicy
 from persistence.spool import REPLAY_LOCK, Spool
-from persistence.spool_codec import decode_args, encode_args
 
 REPO = Path(__file__).resolve().parents[2]
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 NO_RETRY = RetryPolicy(attempts=1, total_seconds=1.0, first_wait=0.0, max_wait=0.0, jitter=0.0)
 
 
@@ -40,10 +47,12 @@ def request(run_id: str = "run-1") -> RunRequest:
 
 
 def stage(n: int) -> StageResult:
-    return StageResult(n, {"stage": n, "items": [n, {"k": "v"}]}, T0 + timedelta(seconds=n), T0 + timedelta(seconds=n, milliseconds=250))
+    return StageResult(n, {"stage": n, "items": [n, {"k": "v"}]}, T0 + timedelta(seconds=n),
+                       T0 + timedelta(seconds=n, milliseconds=250))
 
 
-REPORT = FinalReport("# Innovation Intelligence Report\n", tuple(OpportunityCard(i, f"t{i}", f"c{i}") for i in range(1, 6)))
+REPORT = FinalReport("# Innovation Intelligence Report\n",
+                     tuple(OpportunityCard(i, f"t{i}", f"c{i}") for i in range(1, 6)))
 
 
 def run_writes(store: Any, run_id: str = "run-1") -> None:
@@ -56,7 +65,7 @@ def run_writes(store: Any, run_id: str = "run-1") -> None:
 
 
 class FakeDatabase:
-    """An in-memory RunStore that can be switched to fail like PostgreSQL does."""
+    """An in-memory database (a FileStore underneath) that can be switched to fail like PostgreSQL does."""
 
     name = "database"
 
@@ -65,32 +74,34 @@ class FakeDatabase:
         self.calls: list[tuple[str, str]] = []
         self.fail: BaseException | None = None
 
-    def _do(self, verb: str, run_id: str, *args: Any) -> Any:
+    def _check(self, kind: str, run_id: str) -> None:
         if self.fail is not None:
             raise self.fail
-        self.calls.append((verb, run_id))
-        return getattr(self.inner, verb)(*args)
+        self.calls.append((kind, run_id))
 
-    def create_run(self, request: RunRequest) -> bool:
-        return self._do("create_run", request.run_id, request)
+    def apply(self, command: Command) -> bool:
+        self._check(command.kind, command.run_id)
+        return self.inner.apply(command)
 
-    def get_run(self, run_id: str) -> Any:
-        return self._do("get_run", run_id, run_id)
+    def apply_batch(self, commands: Sequence[Command]) -> list[BaseException | None]:
+        verdicts: list[BaseException | None] = []
+        for command in commands:
+            try:
+                self.apply(command)
+                verdicts.append(None)
+            except (StoreUnavailable, SchemaMismatch):
+                raise
+            except (StoreError, Superseded, Conflict) as exc:
+                verdicts.append(exc)
+        return verdicts
 
-    def start_attempt(self, run_id: str, attempt: int) -> None:
-        self._do("start_attempt", run_id, run_id, attempt)
-
-    def save_stage(self, run_id: str, attempt: int, result: StageResult) -> None:
-        self._do("save_stage", run_id, run_id, attempt, result)
+    def read_run(self, run_id: str) -> SourcedRun:
+        self._check("get_run", run_id)
+        return SourcedRun(self.inner.get_run(run_id), "database")
 
     def load_stage_outputs(self, run_id: str) -> dict[int, Mapping[str, Any]]:
-        return self._do("load_stage_outputs", run_id, run_id)
-
-    def complete_run(self, run_id: str, attempt: int, report: FinalReport) -> None:
-        self._do("complete_run", run_id, run_id, attempt, report)
-
-    def fail_run(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
-        self._do("fail_run", run_id, run_id, attempt, error)
+        self._check("load_stage_outputs", run_id)
+        return self.inner.load_stage_outputs(run_id)
 
     def close(self) -> None:
         pass
@@ -109,42 +120,71 @@ def db(tmp_path: Path) -> FakeDatabase:
 # -- the journal ------------------------------------------------------------------------------
 
 
-def test_records_round_trip_every_verb(spool: Spool) -> None:
-    calls = [
-        ("create_run", {"request": request()}),
-        ("start_attempt", {"run_id": "run-1", "attempt": 1}),
-        ("save_stage", {"run_id": "run-1", "attempt": 1, "result": stage(3)}),
-        ("complete_run", {"run_id": "run-1", "attempt": 1, "report": REPORT}),
-        ("fail_run", {"run_id": "run-1", "attempt": 2, "error": RunErrorInfo(3, "STAGE_FAILED", "boom")}),
+def test_records_round_trip_every_command(spool: Spool) -> None:
+    commands: list[Command] = [
+        CreateRun(request()),
+        StartAttempt("run-1", 1),
+        SaveStage("run-1", 1, stage(3)),
+        CompleteRun("run-1", 1, REPORT),
+        FailRun("run-1", 2, RunErrorInfo(3, "STAGE_FAILED", "boom")),
     ]
-    for verb, args in calls:
-        spool.append(verb, args)
+    for command in commands:
+        spool.append(command)
     records = list(spool.pending())
-    assert [r.verb for r in records] == [verb for verb, _ in calls]
-    assert [r.args() for r in records] == [args for _, args in calls]
+    assert [r.kind for r in records] == [c.kind for c in commands]
+    assert [r.command() for r in records] == commands
     assert [r.seq for r in records] == sorted(r.seq for r in records)
+
+
+LEGACY_BODIES = [  # exactly what the spool wrote before typed commands (verb + keyword arguments)
+    ("create_run", {"request": {"run_id": "old-1", "company_id": "decathlon", "user_id": "u1",
+                                "document_url": "https://x/doc.pdf"}}),
+    ("start_attempt", {"run_id": "old-1", "attempt": 1}),
+    *[("save_stage", {"run_id": "old-1", "attempt": 1,
+                      "result": {"stage": n, "output": {"stage": n}, "started_at": "2025-01-01T00:00:00+00:00",
+                                 "completed_at": "2025-01-01T00:00:01.250000+00:00"}}) for n in range(1, 6)],
+    ("complete_run", {"run_id": "old-1", "attempt": 1,
+                      "report": {"markdown": "# Innovation Intelligence Report\n",
+                                 "cards": [{"number": i, "title": f"t{i}", "content": f"c{i}"} for i in range(1, 6)]}}),
+]
+
+
+def test_records_of_the_format_before_commands_still_replay(spool: Spool, db: FakeDatabase) -> None:
+    spool.dir.mkdir(parents=True)
+    for seq, (verb, args) in enumerate(LEGACY_BODIES, start=1):
+        body = {"seq": seq, "run_id": "old-1", "verb": verb, "args": args, "spooled_at": 1_700_000_000.0}
+        (spool.dir / f"{seq:020d}.old-1.{verb}.json").write_text(json.dumps(body))
+    assert spool.has_pending("old-1")
+    state = spool.pending("old-1")
+    assert [r.command().kind for r in state] == [verb for verb, _ in LEGACY_BODIES]
+    report = spool.replay(db)
+    assert (report.applied, report.dead, report.remaining) == (8, 0, 0)
+    run = db.inner.get_run("old-1")
+    assert run is not None and run.status == "COMPLETED" and run.completed_stages == (1, 2, 3, 4, 5)
+    assert db.inner.load_stage_outputs("old-1")[3] == {"stage": 3}
 
 
 @settings(max_examples=40, deadline=None)
 @given(output=st.dictionaries(st.text(min_size=1, max_size=8),
                               st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                                           lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+                                           lambda kids: st.lists(kids, max_size=3)
+                                           | st.dictionaries(st.text(max_size=5), kids, max_size=3),
                                            max_leaves=8), max_size=5),
        n=st.integers(1, 5))
 def test_stage_outputs_survive_the_json_round_trip(output: dict[str, Any], n: int) -> None:
     result = StageResult(n, output, T0, T0 + timedelta(milliseconds=n))
-    encoded = json.loads(json.dumps(encode_args("save_stage", {"run_id": "r", "attempt": 1, "result": result})))
-    assert decode_args("save_stage", encoded)["result"] == result
+    encoded = json.loads(json.dumps(SaveStage("r", 1, result).to_json()))
+    assert command_from_json(encoded) == SaveStage("r", 1, result)
 
 
 def test_names_sort_in_write_order_and_name_run_and_verb(spool: Spool) -> None:
     for i in range(30):
-        spool.append("start_attempt", {"run_id": f"run-{i % 3}", "attempt": i})
+        spool.append(StartAttempt(f"run-{i % 3}", i))
     names = sorted(p.name for p in spool.dir.iterdir() if p.name[0].isdigit())
-    attempts = [json.loads((spool.dir / n).read_text())["args"]["attempt"] for n in names]
+    attempts = [json.loads((spool.dir / n).read_text())["command"]["attempt"] for n in names]
     assert attempts == list(range(30))
     assert all(n.endswith(".start_attempt.json") for n in names)
-    assert [r.args()["attempt"] for r in spool.pending("run-1")] == list(range(1, 30, 3))
+    assert [r.command().attempt for r in spool.pending("run-1")] == list(range(1, 30, 3))
 
 
 def test_pending_is_lazy_and_memory_bounded_for_10000_records(spool: Spool) -> None:
@@ -170,10 +210,10 @@ def test_pending_is_lazy_and_memory_bounded_for_10000_records(spool: Spool) -> N
 
 
 def test_temp_files_and_strangers_are_not_records(spool: Spool) -> None:
-    spool.append("start_attempt", {"run_id": "run-1", "attempt": 1})
+    spool.append(StartAttempt("run-1", 1))
     (spool.dir / ".00000000000000000009.run-1.save_stage.json.abc.tmp").write_text("{half")
     (spool.dir / "README").write_text("hi")
-    assert [r.verb for r in spool.pending()] == ["start_attempt"]
+    assert [r.kind for r in spool.pending()] == ["start_attempt"]
     assert spool.count() == 1
 
 
@@ -182,13 +222,14 @@ def test_sigkill_while_appending_leaves_only_whole_records(tmp_path: Path) -> No
     script = textwrap.dedent("""
         import sys
         from pathlib import Path
+        from persistence.commands import SaveStage
         from persistence.spool import Spool
         from tests.unit.test_spool import stage
         spool = Spool(Path(sys.argv[1]))
         i = 0
         while True:
             i += 1
-            spool.append("save_stage", {"run_id": "run-k", "attempt": i, "result": stage(1 + i % 5)})
+            spool.append(SaveStage("run-k", i, stage(1 + i % 5)))
             if i == 20:
                 print("ready", flush=True)
     """)
@@ -202,7 +243,7 @@ def test_sigkill_while_appending_leaves_only_whole_records(tmp_path: Path) -> No
         proc.wait()
     records = list(Spool(spool_dir).pending())
     assert len(records) >= 20
-    attempts = [r.args()["attempt"] for r in records]  # every body parses
+    attempts = [r.command().attempt for r in records]  # every body parses
     assert attempts == list(range(1, len(records) + 1))
 
 
@@ -245,7 +286,7 @@ def test_schema_mismatch_stops_replay_without_burying_anything(spool: Spool, db:
 
 @pytest.mark.parametrize("error", [Superseded("attempt 1 superseded by 2"), StoreError("invalid input syntax")])
 def test_a_refused_record_goes_to_dead_with_its_reason(spool: Spool, db: FakeDatabase, error: Exception) -> None:
-    spool.append("start_attempt", {"run_id": "run-1", "attempt": 1})
+    spool.append(StartAttempt("run-1", 1))
     db.fail = error
     report = spool.replay(db)
     assert (report.applied, report.dead, report.remaining) == (0, 1, 0)
@@ -291,24 +332,25 @@ def test_concurrent_replayers_never_apply_a_record_twice(spool: Spool, db: FakeD
     assert sorted(db.calls).count(("create_run", "run-0")) == 1
 
 
-class _Recorder:
-    """Turns RunStore calls into spool records, as ResilientStore does during an outage."""
+class _Recorder(CommandVerbs):
+    """Turns store writes into spool records, as ResilientStore does during an outage."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
 
-    def __getattr__(self, verb: str) -> Any:
-        names = {"create_run": ("request",), "start_attempt": ("run_id", "attempt"),
-                 "save_stage": ("run_id", "attempt", "result"), "complete_run": ("run_id", "attempt", "report"),
-                 "fail_run": ("run_id", "attempt", "error")}[verb]
-        return lambda *args: self.spool.append(verb, dict(zip(names, args)))
+    def apply(self, command: Command) -> bool:
+        self.spool.append(command)
+        return True
 
 
 # -- ResilientStore over fakes ----------------------------------------------------------------
 
 
+QUICK_BREAKER = BreakerPolicy(consecutive_failures=1, break_seconds=0.0, break_jitter=0.0)
+
+
 def resilient(tmp_path: Path, db: FakeDatabase, *, files: bool = False,
-              policy: BreakerPolicy = BreakerPolicy(consecutive_failures=1, break_seconds=0.0, break_jitter=0.0)) -> ResilientStore:
+              policy: BreakerPolicy = QUICK_BREAKER) -> ResilientStore:
     return ResilientStore(db, Spool(tmp_path / "spool"), CircuitBreaker(tmp_path / "state", policy), NO_RETRY,
                           files=FileStore(tmp_path / "files") if files else None)
 
@@ -342,7 +384,7 @@ def test_reads_lay_the_spooled_writes_over_the_database(tmp_path: Path, db: Fake
     store._draining = True  # hold the drain back to look at the in-between state
     assert store.get_run("run-1").completed_stages == (1, 2)
     assert set(store.load_stage_outputs("run-1")) == {1, 2}
-    assert store.source == "files"  # partly from the spool
+    assert store.read_run("run-1").source == "files"  # partly from the spool
 
 
 def test_a_run_resumed_while_the_database_is_skipped_finds_its_stages(tmp_path: Path, db: FakeDatabase) -> None:
@@ -369,7 +411,7 @@ def test_dual_write_reads_the_files_while_the_database_is_skipped(tmp_path: Path
         store.save_stage("run-1", 1, stage(n))
     assert store.get_run("run-1").completed_stages == (1, 2, 3)
     assert set(store.load_stage_outputs("run-1")) == {1, 2, 3}
-    assert store.name == "files"
+    assert store.read_run("run-1").source == "files"
 
 
 def test_a_runs_later_writes_queue_behind_its_spooled_ones(tmp_path: Path, db: FakeDatabase) -> None:
@@ -424,8 +466,9 @@ def test_create_run_during_an_outage_is_idempotent_and_detects_conflicts(tmp_pat
 # -- cost that must not grow with the backlog -------------------------------------------------
 
 
-def test_has_pending_answers_from_the_runs_marker_without_listing(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> None:
-    spool.append("start_attempt", {"run_id": "run-1", "attempt": 1})
+def test_has_pending_answers_from_the_runs_marker_without_listing(spool: Spool,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    spool.append(StartAttempt("run-1", 1))
     listed = []
     real = os.scandir
     monkeypatch.setattr(os, "scandir", lambda *a: listed.append(a) or real(*a))
@@ -435,11 +478,11 @@ def test_has_pending_answers_from_the_runs_marker_without_listing(spool: Spool, 
 
 
 def test_a_replayed_run_loses_its_marker_and_a_new_write_brings_it_back(spool: Spool, db: FakeDatabase) -> None:
-    spool.append("create_run", {"request": request()})
-    spool.append("start_attempt", {"run_id": "run-1", "attempt": 1})
+    spool.append(CreateRun(request()))
+    spool.append(StartAttempt("run-1", 1))
     spool.replay(db)
     assert not spool.has_pending("run-1") and spool.count() == 0
-    spool.append("start_attempt", {"run_id": "run-1", "attempt": 2})
+    spool.append(StartAttempt("run-1", 2))
     assert spool.has_pending("run-1")
 
 
@@ -454,7 +497,7 @@ def test_a_spool_written_before_markers_existed_is_indexed_once(spool: Spool) ->
 
 
 def test_a_stale_marker_only_spools_and_is_cleaned_by_the_next_drain(spool: Spool, db: FakeDatabase) -> None:
-    spool.append("create_run", {"request": request()})
+    spool.append(CreateRun(request()))
     for record in list(spool.pending("run-1")):
         record.path.unlink()  # as if a replayer crashed between its delete and its cleanup
     assert spool.has_pending("run-1")
@@ -475,32 +518,19 @@ def test_a_spooled_write_skips_the_drain_while_the_breaker_is_open(tmp_path: Pat
 
 
 class BatchingDatabase(FakeDatabase):
-    """A FakeDatabase whose writes become visible only when a batch commits, like a transaction."""
+    """A FakeDatabase whose batch becomes visible only when it commits, like a transaction."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.staged: list[tuple[str, tuple[Any, ...]]] | None = None
         self.commit_error: BaseException | None = None
         self.commits = 0
 
-    def _do(self, verb: str, run_id: str, *args: Any) -> Any:
-        if self.staged is None:
-            return super()._do(verb, run_id, *args)
-        self.staged.append((verb, args))
-        return True
-
-    @contextlib.contextmanager
-    def batch(self) -> Any:
-        self.staged = []
-        try:
-            yield
-            if self.commit_error is not None:
-                raise self.commit_error
-            for verb, args in self.staged:
-                getattr(self.inner, verb)(*args)
-            self.commits += 1
-        finally:
-            self.staged = None
+    def apply_batch(self, commands: Sequence[Command]) -> list[BaseException | None]:
+        if self.commit_error is not None:
+            raise self.commit_error
+        verdicts = super().apply_batch(commands)
+        self.commits += 1
+        return verdicts
 
 
 def test_a_batch_commits_once_and_only_then_deletes_its_records(spool: Spool, tmp_path: Path) -> None:
@@ -524,11 +554,11 @@ def test_a_batch_whose_commit_fails_keeps_every_record_for_the_next_replay(spool
 
 
 def test_a_record_deleted_by_a_concurrent_replay_is_skipped_not_a_crash(spool: Spool) -> None:
-    from persistence.spool_view import fold_outputs, fold_run
+    from persistence.spool.view import fold_outputs, fold_run
 
     run_writes(_Recorder(spool))
     records = list(spool.pending("run-1"))
-    saved = [r for r in records if r.verb == "save_stage"]
+    saved = [r for r in records if r.kind == "save_stage"]
     saved[0].path.unlink()  # replayed and deleted between the listing and the read
     outputs = fold_outputs({}, records)
     assert sorted(outputs) == [2, 3, 4, 5]

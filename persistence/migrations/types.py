@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import StoreError
-from persistence.migration_files import Migration
+from persistence.migrations.files import Migration
 
 
 class MigrationError(StoreError):

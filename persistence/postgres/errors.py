@@ -59,7 +59,7 @@ def redact(text: str, url: str | None) -> str:
 def describe(exc: BaseException, url: str | None = None) -> str:
     """A one-line, password-free description of a driver error: class, SQLSTATE, first line."""
     first = (str(exc).strip().splitlines() or [""])[0]
-    state = getattr(exc, "sqlstate", None)
+    state = exc.sqlstate if isinstance(exc, psycopg.Error) else None
     tag = f"{type(exc).__name__}{f' [{state}]' if state else ''}"
     return redact(f"{tag}: {first}" if first else tag, url)
 

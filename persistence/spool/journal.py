@@ -1,12 +1,14 @@
 """The spool: a durable journal of database writes the database has not confirmed yet.
 
-    spool_dir/<seq:020d>.<run_id>.<verb>.json    one record per write, in write order
+    spool_dir/<seq:020d>.<run_id>.<kind>.json    one record per write command, in write order
     spool_dir/dead/<same name> + <name>.reason.json   records the database keeps refusing
     spool_dir/.seq    the host's last sequence number      spool_dir/.replay.lock
     spool_dir/.runs/<run_id>    the run's marker: it exists while the run may have records
 
-A record is the RunStore verb and its arguments as JSON, written to a temporary file, fsynced and
-renamed into place (persistence.atomic), so a SIGKILL leaves either the whole record or nothing.
+A record is one write command as JSON (``{"seq", "run_id", "kind", "command", "spooled_at"}``),
+written to a temporary file, fsynced and renamed into place (persistence.atomic), so a SIGKILL
+leaves either the whole record or nothing. Records of older releases (``{"verb", "args"}``)
+still read as the same commands (``legacy``).
 Replay deletes a record only after the database confirmed it; a crash between the two re-applies
 it later, which is harmless because every store write is an idempotent, fenced upsert.
 
@@ -21,73 +23,56 @@ spool written before markers existed is indexed once, on first use).
 
 from __future__ import annotations
 
-import contextlib
-
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.errors import InvalidInput, RunnerError, SchemaMismatch, StoreError, StoreUnavailable
+from config.errors import RunnerError
 from config.log import get_logger
 from config.paths import check_run_id
 from persistence import atomic
-from persistence.ports import RunStore
-from persistence.spool_codec import VERBS, decode_args, encode_args, run_id_of
+from persistence.commands import KINDS, Command, command_from_json
+from persistence.spool.legacy import legacy_command
 
 log = get_logger(__name__)
 
 SEQ_FILE = ".seq"
 SEQ_LOCK = ".seq.lock"
-REPLAY_LOCK = ".replay.lock"
 DEAD_DIR = "dead"
 REASON_SUFFIX = ".reason.json"
 RUNS_DIR = ".runs"
 BUILT = ".built"
 FORGET_CHUNK = 200  # markers locked at once while cleaning up (bounded file descriptors)
-# Errors that say "the database, not this record, is the problem": stop and keep the record.
-STOPPING_ERRORS = (StoreUnavailable, SchemaMismatch)
-# Errors that say "this record will never apply": move it aside so it cannot block the rest.
-RECORD_ERRORS = (RunnerError, ValueError, KeyError, TypeError)
 
 
 @dataclass(frozen=True)
 class SpoolRecord:
-    """One journalled write: where it lives, its order, its run, its verb and (lazily) its body."""
+    """One journalled write: where it lives, its order, its run, its kind and (lazily) its body."""
 
     path: Path
     seq: int
     run_id: str
-    verb: str
+    kind: str
 
     def body(self) -> dict[str, Any]:
-        """The record's JSON: {"seq", "run_id", "verb", "args", "spooled_at"}."""
+        """The record's JSON: {"seq", "run_id", "kind", "command", "spooled_at"} (or an old record's)."""
         return atomic.read_json(self.path)
 
-    def args(self) -> dict[str, Any]:
-        """The verb's keyword arguments, rebuilt as record values (RunRequest, StageResult, …)."""
-        return decode_args(self.verb, self.body()["args"])
+    def command(self) -> Command:
+        """The write command the record holds (old ``verb``/``args`` records included)."""
+        return command_of(self.body())
 
 
-@dataclass(frozen=True)
-class ReplayReport:
-    """What one replay did. ``busy``: another replayer held the lock; ``stopped``: why it stopped early."""
-
-    applied: int
-    dead: int
-    remaining: int
-    seconds: float
-    busy: bool = False
-    stopped: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as the cron job's JSON summary."""
-        return {"applied": self.applied, "dead": self.dead, "remaining": self.remaining,
-                "seconds": round(self.seconds, 3), "busy": self.busy, "stopped": self.stopped}
+def command_of(body: dict[str, Any]) -> Command:
+    """The command of a record body, in today's format or the one before typed commands."""
+    if "command" in body:
+        return command_from_json(body["command"])
+    return legacy_command(body["verb"], body["args"])
 
 
 def _is_record_name(name: str) -> bool:
@@ -96,13 +81,13 @@ def _is_record_name(name: str) -> bool:
 
 def _parse_name(path: Path) -> SpoolRecord | None:
     parts = path.name.split(".")
-    if len(parts) != 4 or parts[3] != "json" or not parts[0].isdigit() or parts[2] not in VERBS:
+    if len(parts) != 4 or parts[3] != "json" or not parts[0].isdigit() or parts[2] not in KINDS:
         return None  # temp files (".name.xyz.tmp"), locks, sidecars, strangers
     return SpoolRecord(path, int(parts[0]), parts[1], parts[2])
 
 
-class Spool:
-    """The journal under ``spool_dir``: append, list lazily in order, replay, dead-letter."""
+class Journal:
+    """The journal under ``spool_dir``: append, list lazily in order, markers, dead letters."""
 
     def __init__(self, spool_dir: Path) -> None:
         self.dir = spool_dir
@@ -133,19 +118,17 @@ class Spool:
             atomic.write_bytes(path, f"{seq}\n".encode())
             return seq
 
-    def append(self, verb: str, args: Mapping[str, Any]) -> SpoolRecord:
-        """Journal one verb call durably; once this returns the write cannot be lost."""
-        if verb not in VERBS:
-            raise InvalidInput(f"cannot spool unknown store verb {verb!r}; known: {', '.join(VERBS)}")
-        run_id = check_run_id(run_id_of(verb, args))
-        body = {"seq": 0, "run_id": run_id, "verb": verb, "args": encode_args(verb, args),
-                "spooled_at": time.time()}
+    def append(self, command: Command) -> SpoolRecord:
+        """Journal one write command durably; once this returns the write cannot be lost."""
+        run_id = check_run_id(command.run_id)
+        body: dict[str, Any] = {"seq": 0, "run_id": run_id, "kind": command.kind, "command": command.to_json(),
+                                "spooled_at": time.time()}
         with self._marked(run_id):
             body["seq"] = seq = self._next_seq()
-            path = self.dir / f"{seq:020d}.{run_id}.{verb}.json"
+            path = self.dir / f"{seq:020d}.{run_id}.{command.kind}.json"
             atomic.write_json(path, body)
-        log.info("spool_appended", run_id=run_id, verb=verb, seq=seq)
-        return SpoolRecord(path, seq, run_id, verb)
+        log.info("spool_appended", run_id=run_id, kind=command.kind, seq=seq)
+        return SpoolRecord(path, seq, run_id, command.kind)
 
     # -- the run markers ---------------------------------------------------------------------
 
@@ -285,132 +268,17 @@ class Spool:
     def bury(self, record: SpoolRecord, exc: BaseException) -> None:
         """Move a record the database refuses for good to dead/, with the reason beside it."""
         atomic.ensure_dir(self.dead_dir)
-        reason = {"error": type(exc).__name__, "code": getattr(exc, "code", None), "message": str(exc),
-                  "run_id": record.run_id, "verb": record.verb, "seq": record.seq, "at": time.time()}
+        reason = {"error": type(exc).__name__, "code": exc.code if isinstance(exc, RunnerError) else None,
+                  "message": str(exc), "run_id": record.run_id, "kind": record.kind, "seq": record.seq,
+                  "at": time.time()}
         # Sidecar first: a crash between the two steps leaves a stray reason, never a silent record.
         atomic.write_json(self.dead_dir / (record.path.name + REASON_SUFFIX), reason)
         os.replace(record.path, self.dead_dir / record.path.name)
         atomic.fsync_dir(self.dead_dir)
         atomic.fsync_dir(self.dir)
-        log.error("spool_record_dead", run_id=record.run_id, verb=record.verb, seq=record.seq,
+        log.error("spool_record_dead", run_id=record.run_id, kind=record.kind, seq=record.seq,
                   error=type(exc).__name__, reason=str(exc))
 
-    def replay(
-        self,
-        store: RunStore,
-        batch_size: int = 100,
-        *,
-        run_id: str | None = None,
-        max_records: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> ReplayReport:
-        """Apply pending records to ``store`` in order, in batches; stop at the first transient error."""
-        started = clock()
-        with self._flock(REPLAY_LOCK, blocking=False) as locked:
-            if not locked:
-                log.info("spool_replay_busy", reason="another process is replaying")
-                return ReplayReport(0, 0, self.count(), clock() - started, busy=True)
-            applied, dead, stopped = self._replay_locked(store, batch_size, run_id, max_records)
-        report = ReplayReport(applied, dead, self.count(), clock() - started, stopped=stopped)
-        log.info("spool_replayed", **report.as_dict())
-        return report
-
-    def _replay_locked(
-        self, store: RunStore, batch_size: int, run_id: str | None, max_records: int | None
-    ) -> tuple[int, int, str | None]:
-        # A run-scoped drain also cleans up a marker its records no longer back.
-        touched: set[str] = {run_id} if run_id is not None else set()
-        try:
-            return self._apply_pending(store, batch_size, run_id, max_records, touched)
-        finally:
-            if touched:
-                self._forget(touched)
-
-    def _apply_pending(
-        self, store: RunStore, batch_size: int, run_id: str | None, max_records: int | None, touched: set[str]
-    ) -> tuple[int, int, str | None]:
-        applied = dead = 0
-        chunk: list[SpoolRecord] = []
-        for record in self.pending(run_id):
-            if max_records is not None and applied + dead + len(chunk) >= max_records:
-                break
-            touched.add(record.run_id)
-            chunk.append(record)
-            if len(chunk) >= batch_size:
-                done, refused, stopped = self._apply_chunk(store, chunk)
-                applied, dead, chunk = applied + done, dead + refused, []
-                if stopped:
-                    return applied, dead, stopped
-        else:
-            if chunk:
-                done, refused, stopped = self._apply_chunk(store, chunk)
-                return applied + done, dead + refused, stopped
-            return applied, dead, None
-        done, refused, stopped = self._apply_chunk(store, chunk) if chunk else (0, 0, None)
-        return applied + done, dead + refused, stopped or "max_records"
-
-    def _apply_chunk(self, store: RunStore, chunk: list[SpoolRecord]) -> tuple[int, int, str | None]:
-        """Apply records in order; with a store that has ``batch()``, in one transaction.
-
-        In a batch each record is a savepoint: one refused record rolls back alone, and the
-        batch's records are deleted (or buried) only once its commit succeeded, so a crash or a
-        lost connection before the commit re-applies them later (idempotently), never loses them.
-        """
-        batch = getattr(store, "batch", None)
-        done: list[SpoolRecord] = []
-        refused: list[tuple[SpoolRecord, BaseException]] = []
-        try:
-            with batch() if batch is not None else contextlib.nullcontext():
-                for record in chunk:
-                    try:
-                        _apply_twice(store, record)
-                    except FileNotFoundError:
-                        continue  # removed under us by an operator: nothing left to apply
-                    except STOPPING_ERRORS:
-                        raise
-                    except RECORD_ERRORS as exc:
-                        refused.append((record, exc))
-                        if batch is None:
-                            self.bury(record, exc)
-                        continue
-                    done.append(record)
-                    if batch is None:
-                        self.discard(record)
-        except STOPPING_ERRORS as exc:
-            # The database is the problem, not the records: keep them, let the breaker decide.
-            log.warning("spool_replay_stopped", run_id=chunk[0].run_id, seq=chunk[0].seq,
-                        error=type(exc).__name__, reason=str(exc))
-            if batch is None:
-                self._confirm(done)
-                return len(done), len(refused), getattr(exc, "code", type(exc).__name__)
-            return 0, 0, getattr(exc, "code", type(exc).__name__)  # nothing of the batch committed
-        if batch is not None:
-            for record in done:
-                self.discard(record)
-            for record, exc in refused:
-                self.bury(record, exc)
-        self._confirm(done)
-        return len(done), len(refused), None
-
-    def _confirm(self, batch: list[SpoolRecord]) -> None:
-        """Make a batch's deletions durable with one folder fsync (a lost delete only re-applies)."""
-        if batch:
-            atomic.fsync_dir(self.dir)
-            log.debug("spool_batch_applied", records=len(batch), last_seq=batch[-1].seq)
-
-
-def apply_record(store: RunStore, record: SpoolRecord) -> Any:
-    """Call the record's verb on ``store`` with its decoded arguments."""
-    return getattr(store, record.verb)(**record.args())
-
-
-def _apply_twice(store: RunStore, record: SpoolRecord) -> None:
-    """Apply a record; a plain StoreError gets one more try before the record counts as refused."""
-    try:
-        apply_record(store, record)
-    except STOPPING_ERRORS:
-        raise
-    except StoreError as exc:
-        # e.g. a serialization failure or deadlock the store did not class as transient
-        log.warning("spool_record_retry", run_id=record.run_id, seq=record.seq, reason=str(exc))
-        apply_record(store, record)
+    def _fsync_dir(self) -> None:
+        """Make the folder's latest deletions durable."""
+        atomic.fsync_dir(self.dir)

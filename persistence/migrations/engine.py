@@ -18,12 +18,12 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pgerr
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity import wait_exponential_jitter
+from psycopg.rows import tuple_row
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from config.log import get_logger
-from persistence.migration_files import Migration, MigrationFileError, load_migrations
-from persistence.migration_types import (
+from persistence.migrations.files import Migration, MigrationFileError, load_migrations
+from persistence.migrations.types import (
     AppliedMigration,
     MigrationDrift,
     MigrationError,
@@ -32,7 +32,7 @@ from persistence.migration_types import (
     MigrationUsageError,
     StepResult,
 )
-from persistence.pg_errors import wrap_exceptions
+from persistence.postgres.errors import wrap_exceptions
 
 log = get_logger(__name__)
 
@@ -78,6 +78,8 @@ ORDER BY 1, 2
 """
 
 
+DEFAULT_OPTIONS = MigrationOptions()  # frozen: one shared default is safe
+
 def migration_status(conn_or_url: psycopg.Connection[Any] | str, migrations_dir: Path | None = None) -> MigrationStatus:
     """Compare the database's applied migrations with the files; never changes anything."""
     migrations = _load(migrations_dir)
@@ -88,7 +90,7 @@ def migration_status(conn_or_url: psycopg.Connection[Any] | str, migrations_dir:
         return _status(conn_or_url, migrations)
 
 
-def upgrade(url: str, to: int | None = None, *, options: MigrationOptions = MigrationOptions()) -> tuple[StepResult, ...]:
+def upgrade(url: str, to: int | None = None, *, options: MigrationOptions = DEFAULT_OPTIONS) -> tuple[StepResult, ...]:
     """Apply pending migrations (up to version ``to``), each in its own transaction."""
     migrations = _load(options.migrations_dir)
     with wrap_exceptions("migrate up", url=url), _locked_session(url, options) as conn:
@@ -100,7 +102,8 @@ def upgrade(url: str, to: int | None = None, *, options: MigrationOptions = Migr
             return tuple(retry(_run_step, conn, m, "up", options) for m in todo)
 
 
-def downgrade(url: str, to: int | None = None, *, options: MigrationOptions = MigrationOptions()) -> tuple[StepResult, ...]:
+def downgrade(url: str, to: int | None = None, *,
+              options: MigrationOptions = DEFAULT_OPTIONS) -> tuple[StepResult, ...]:
     """Roll back applied migrations down to version ``to`` (default: the last one only)."""
     migrations = {m.version: m for m in _load(options.migrations_dir)}
     with wrap_exceptions("migrate down", url=url), _locked_session(url, options) as conn:
@@ -122,7 +125,7 @@ def downgrade(url: str, to: int | None = None, *, options: MigrationOptions = Mi
             return tuple(retry(_run_step, conn, migrations[v], "down", options) for v in todo)
 
 
-def plan(url: str, to: int | None = None, *, options: MigrationOptions = MigrationOptions()) -> tuple[StepResult, ...]:
+def plan(url: str, to: int | None = None, *, options: MigrationOptions = DEFAULT_OPTIONS) -> tuple[StepResult, ...]:
     """Apply pending migrations in one transaction that is rolled back; report durations and locks."""
     migrations = _load(options.migrations_dir)
     with wrap_exceptions("migrate plan", url=url), _locked_session(url, options) as conn:
@@ -138,15 +141,21 @@ def _load(migrations_dir: Path | None) -> tuple[Migration, ...]:
         raise MigrationError(str(exc)) from exc
 
 
+def _try_advisory_lock(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(TRY_ADVISORY_LOCK, {"key": ADVISORY_LOCK_KEY}).fetchone()
+    return bool(row and row[0])
+
+
 def _connect(url: str, options: MigrationOptions) -> psycopg.Connection[Any]:
     return psycopg.connect(url, autocommit=True, connect_timeout=max(2, int(options.connect_timeout_s)),
                            application_name="innovation-runner-migrate")
 
 
 def _status(conn: psycopg.Connection[Any], migrations: tuple[Migration, ...]) -> MigrationStatus:
-    with conn.transaction():
-        exists = conn.execute(BOOKKEEPING_EXISTS).fetchone()
-        rows = conn.execute(SELECT_APPLIED).fetchall() if exists and exists[0] else []
+    # Tuple rows whatever the connection's default: the store's connections hand out dicts.
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        exists = cur.execute(BOOKKEEPING_EXISTS).fetchone()
+        rows = cur.execute(SELECT_APPLIED).fetchall() if exists and exists[0] else []
     applied = tuple(AppliedMigration(*row) for row in rows)
     files = {m.version: m for m in migrations}
     done = {m.version for m in applied}
@@ -166,7 +175,8 @@ def _upgrade_steps(status: MigrationStatus, to: int | None) -> tuple[Migration, 
             "differs). Migrations are append-only: restore the file and add a new migration instead"
         )
     if to is not None and to < status.version:
-        raise MigrationUsageError(f"up --to {to}: the database is already at version {status.version}; use `down --to {to}`")
+        raise MigrationUsageError(f"up --to {to}: the database is already at version {status.version}; "
+                                  f"use `down --to {to}`")
     todo = tuple(m for m in status.pending if to is None or m.version <= to)
     if todo and status.unknown:
         raise MigrationDrift(f"refusing to migrate: the database has {_labels(status.unknown)}, which this "
@@ -186,7 +196,7 @@ def _locked_session(url: str, options: MigrationOptions) -> Iterator[psycopg.Con
     with _connect(url, options) as conn:
         deadline = time.monotonic() + options.lock_wait_s
         waited = False
-        while not conn.execute(TRY_ADVISORY_LOCK, {"key": ADVISORY_LOCK_KEY}).fetchone()[0]:
+        while not _try_advisory_lock(conn):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise MigrationError(
@@ -211,7 +221,7 @@ def _run_step(conn: psycopg.Connection[Any], migration: Migration, direction: st
         conn.execute(CREATE_BOOKKEEPING)
         _set_timeouts(conn, options)
         started = time.perf_counter()
-        conn.execute(migration.up_sql if direction == "up" else migration.down_sql)  # type: ignore[arg-type]
+        conn.execute(migration.up_sql if direction == "up" else migration.down_sql)
         duration_ms = (time.perf_counter() - started) * 1000
         if direction == "up":
             conn.execute(RECORD_APPLIED, {"version": migration.version, "name": migration.name,
@@ -223,7 +233,8 @@ def _run_step(conn: psycopg.Connection[Any], migration: Migration, direction: st
     return StepResult(migration.version, migration.name, direction, duration_ms)
 
 
-def _dry_run(conn: psycopg.Connection[Any], todo: tuple[Migration, ...], options: MigrationOptions) -> tuple[StepResult, ...]:
+def _dry_run(conn: psycopg.Connection[Any], todo: tuple[Migration, ...],
+             options: MigrationOptions) -> tuple[StepResult, ...]:
     """Run ``todo`` in one transaction, note each step's time and new locks, then roll back."""
     steps = []
     with conn.transaction(force_rollback=True):
@@ -231,7 +242,7 @@ def _dry_run(conn: psycopg.Connection[Any], todo: tuple[Migration, ...], options
         held = set(_held_locks(conn))
         for migration in todo:
             started = time.perf_counter()
-            conn.execute(migration.up_sql)  # type: ignore[arg-type]
+            conn.execute(migration.up_sql)
             duration_ms = (time.perf_counter() - started) * 1000
             now_held = _held_locks(conn)
             steps.append(StepResult(migration.version, migration.name, "up", duration_ms,

@@ -1,0 +1,225 @@
+"""PostgresStore: the RunStore over PostgreSQL (tables of contract §6, schema of sql/migrations).
+
+One lazily opened connection per process (or per thread in the web process), no pool: the runner
+writes a handful of rows per stage. Every call is bounded (``connection``). Commands are applied
+with one ``match``; the queue's statements live in ``queue``, all SQL in ``sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from config.errors import Conflict, RunnerError, SchemaMismatch, StoreError, StoreUnavailable, Superseded
+from config.log import get_logger
+from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.migrations import engine as migrations  # a module: engine imports postgres.errors
+from persistence.ports import CommandVerbs, SourcedRun
+from persistence.postgres import queue as pq
+from persistence.postgres import sql as q
+from persistence.postgres.connection import Conn, Connections, DbTimeouts
+from persistence.postgres.errors import is_transient, wrap_exceptions
+from persistence.queue import Claim, Lease
+from persistence.records import RunErrorInfo, RunRequest, RunState, RunStatus, StageState
+
+log = get_logger(__name__)
+
+# The database, not the command, is the problem: a batch stops and keeps every record.
+STOPPING = (StoreUnavailable, SchemaMismatch)
+
+
+class PostgresStore(CommandVerbs):
+    """A RunStore and RunQueue over PostgreSQL; knows nothing of files, breakers or spools."""
+
+    name = "database"
+
+    def __init__(self, url: str, timeouts: DbTimeouts | None = None, *, per_thread: bool = False) -> None:
+        timeouts = timeouts or DbTimeouts()
+        self.timeouts = timeouts
+        self._db = Connections(url, timeouts, per_thread=per_thread)
+
+    def __repr__(self) -> str:
+        return "PostgresStore()"  # never the URL: it may hold a password
+
+    @staticmethod
+    def is_transient(exc: BaseException) -> bool:
+        """The retry layer's predicate: True when the whole call may succeed later."""
+        return is_transient(exc)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def apply(self, command: Command) -> bool:
+        """Apply one command in its own bounded transaction."""
+        with self._db.transaction(command.kind) as conn:
+            return self._apply_on(conn, command)
+
+    def apply_batch(self, commands: Sequence[Command]) -> list[BaseException | None]:
+        """Apply ``commands`` in one transaction, each in a savepoint; one verdict per command."""
+        verdicts: list[BaseException | None] = []
+        with self._db.transaction("replay batch") as conn:
+            for command in commands:
+                verdicts.append(self._apply_saved(conn, command))
+        return verdicts
+
+    def _apply_saved(self, conn: Conn, command: Command) -> BaseException | None:
+        for tries_left in (1, 0):
+            try:
+                with wrap_exceptions(f"replay {command.kind}"), conn.transaction():
+                    self._apply_on(conn, command)
+                return None
+            except STOPPING:
+                raise
+            except (Conflict, Superseded) as exc:
+                return exc
+            except (StoreError, RunnerError, ValueError, KeyError, TypeError) as exc:
+                # e.g. a serialization failure or deadlock the store did not class as transient
+                if not tries_left or not isinstance(exc, StoreError):
+                    return exc
+                log.warning("replay_command_retry", run_id=command.run_id, kind=command.kind, reason=str(exc))
+        return None  # unreachable: the loop always returns
+
+    def _apply_on(self, conn: Conn, command: Command) -> bool:
+        match command:
+            case CreateRun(request=request):
+                return _create(conn, request)
+            case StartAttempt(run_id=run_id, attempt=attempt):
+                _fence(conn, run_id, attempt)
+                conn.execute(q.START_ATTEMPT, {"run_id": run_id, "attempt": attempt,
+                                               "seq": q.write_seq(attempt, q.SEQ_START)})
+            case SaveStage(run_id=run_id, attempt=attempt, result=result):
+                timing = {"started_at": result.started_at.isoformat(),
+                          "completed_at": result.completed_at.isoformat(), "duration_ms": result.duration_ms}
+                params = {"run_id": run_id, "attempt": attempt, "stage": result.stage,
+                          "output": Jsonb(dict(result.output)), "started_at": result.started_at,
+                          "completed_at": result.completed_at, "duration_ms": result.duration_ms,
+                          "timing": Jsonb(timing), "seq": q.write_seq(attempt, q.SEQ_PER_STAGE * result.stage)}
+                _fence(conn, run_id, attempt)
+                conn.execute(q.UPSERT_STAGE_OUTPUT, params)
+                conn.execute(q.SAVE_STAGE_ON_RUN, params)
+            case CompleteRun(run_id=run_id, attempt=attempt, report=report):
+                _fence(conn, run_id, attempt)
+                cards = [{"run_id": run_id, "attempt": attempt, "number": c.number, "title": c.title,
+                          "content": c.content} for c in report.cards]
+                if cards:
+                    with conn.cursor() as cur:
+                        cur.executemany(q.UPSERT_CARD, cards)
+                conn.execute(q.COMPLETE_RUN, {"run_id": run_id, "markdown": report.markdown,
+                                              "seq": q.write_seq(attempt, q.SEQ_COMPLETE)})
+            case FailRun(run_id=run_id, attempt=attempt, error=error):
+                _fence(conn, run_id, attempt)
+                conn.execute(q.FAIL_RUN, {"run_id": run_id, "stage": error.stage, "code": error.code,
+                                          "message": error.message, "seq": q.write_seq(attempt, q.SEQ_FAIL)})
+        return False
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read_run(self, run_id: str) -> SourcedRun:
+        """The run's state (None when the database has never seen it), from "database"."""
+        with self._db.session("get_run") as conn:
+            row = conn.execute(q.SELECT_RUN, {"run_id": run_id}).fetchone()
+        return SourcedRun(None if row is None else _state(row), "database")
+
+    def load_stage_outputs(self, run_id: str) -> dict[int, Mapping[str, Any]]:
+        """Outputs of the stages already saved, by stage number."""
+        with self._db.session("load_stage_outputs") as conn:
+            rows = conn.execute(q.SELECT_STAGE_OUTPUTS, {"run_id": run_id}).fetchall()
+        return {row["stageNumber"]: row["output"] for row in rows}
+
+    # -- the queue (persistence.queue.RunQueue) ------------------------------------------------
+
+    def claim(self, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
+        """Claim one run if it is QUEUED or its lease lapsed."""
+        with self._db.transaction("claim") as conn:
+            return pq.claim(conn, run_id, owner, lease_seconds)
+
+    def claim_next(self, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` QUEUED runs with FOR UPDATE SKIP LOCKED."""
+        if limit <= 0:
+            return []
+        with self._db.transaction("claim_next") as conn:
+            return pq.claim_next(conn, owner, lease_seconds, limit)
+
+    def renew(self, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:
+        """Extend the lease of a run we hold."""
+        with self._db.transaction("renew") as conn:
+            return pq.renew(conn, run_id, attempt, owner, lease_seconds)
+
+    def requeue(self, run_id: str, attempt: int, reason: str) -> bool:
+        """Put an interrupted run back to QUEUED."""
+        with self._db.transaction("requeue") as conn:
+            return pq.requeue(conn, run_id, attempt, reason)
+
+    def leases(self) -> list[Lease]:
+        """Every PROCESSING run with its lease."""
+        with self._db.session("leases") as conn:
+            return pq.leases(conn)
+
+    # -- health (persistence.ports.Pingable) ---------------------------------------------------
+
+    def ping(self, timeout_s: float) -> None:
+        """Round-trip ``SELECT 1`` within ``timeout_s``, or raise StoreUnavailable."""
+        with self._db.session("ping", deadline_s=timeout_s) as conn:
+            conn.execute(q.PING)
+
+    def schema_state(self) -> str:
+        """'ok', 'behind', 'drift' or 'unknown'; StoreUnavailable when the database cannot be asked."""
+        with self._db.session("schema check") as conn:
+            return migrations.migration_status(conn).state
+
+    def close(self) -> None:
+        """Close every connection this store opened; the next call reopens one."""
+        self._db.close()
+
+
+def _fence(conn: Conn, run_id: str, attempt: int) -> None:
+    """Lock the run row; refuse the write if the run is unknown or owned by a newer attempt."""
+    row = conn.execute(q.LOCK_RUN, {"run_id": run_id}).fetchone()
+    if row is None:
+        raise Superseded(f"run {run_id} is not in the database: it was never created there")
+    if row["attempt"] > attempt:
+        raise Superseded(f"run {run_id}: attempt {attempt} was superseded by attempt {row['attempt']}; write refused")
+
+
+def _create(conn: Conn, request: RunRequest) -> bool:
+    params = request.as_dict()
+    if conn.execute(q.INSERT_RUN, params).fetchone() is not None:
+        return True
+    row = conn.execute(q.SELECT_REQUEST, params).fetchone()
+    if row is not None and (row["userId"], row["companyId"], row["documentUrl"]) != (
+            request.user_id, request.company_id, request.document_url):
+        raise Conflict(f"run {request.run_id} already exists with a different payload; "
+                       "use a new run_id for a new run")
+    return False
+
+
+def _state(row: DictRow) -> RunState:
+    lease = None if row["leaseOwner"] is None else {
+        "owner": row["leaseOwner"],
+        "expires_at": row["leaseExpiresAt"].isoformat() if row["leaseExpiresAt"] else None}
+    code, message = row["errorCode"], row["errorMessage"]
+    timings: dict[str, Any] = row["stageTimings"] or {}
+    return RunState(
+        request=RunRequest(run_id=row["id"], company_id=row["companyId"], user_id=row["userId"],
+                           document_url=row["documentUrl"]),
+        status=RunStatus(row["status"]),
+        attempt=row["attempt"],
+        current_stage=row["currentStage"],
+        stages={
+            int(n): StageState("completed", _parse(t.get("completed_at")), t.get("duration_ms"))
+            for n, t in sorted(timings.items(), key=lambda item: int(item[0]))
+        },
+        error=RunErrorInfo(row["errorStage"], code or "", message or "")
+        if code is not None or message is not None else None,
+        created_at=row["createdAt"],
+        updated_at=row["updatedAt"],
+        completed_at=row["completedAt"],
+        extra={"lease": lease, "last_interruption": row["lastInterruption"]},  # the keys FileStore reports
+    )
+
+
+def _parse(moment: str | None) -> datetime | None:
+    return datetime.fromisoformat(moment) if moment else None
