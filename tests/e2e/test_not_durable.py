@@ -50,7 +50,6 @@ def spooled(server: WebServer) -> list[Path]:
     return sorted(p for p in spool.glob("*.json")) if spool.exists() else []
 
 
-@pytest.mark.xfail(strict=True, reason="defect: the web journals the webhook to its ephemeral disk and answers 202")
 def test_an_ephemeral_web_answers_503_with_retry_after_until_postgres_records_the_run(
         tmp_path: Path, proxy: FaultProxy, database_url: str) -> None:
     server = web(tmp_path, proxy, database_url, "ephemeral")
