@@ -46,7 +46,7 @@ export default defineRailway((ctx) => {
     BLOB_READ_WRITE_TOKEN: ctx.shared.BLOB_READ_WRITE_TOKEN, // private Vercel Blob documents
     OPENROUTER_API_KEY: ctx.shared.OPENROUTER_API_KEY, // unset shared variable: offline engine
     PIPELINE_ENGINE: "auto",
-    LLM_MODEL: "deepseek/deepseek-chat",
+    LLM_MODEL: "google/gemini-2.5-flash", // config/settings.py DEFAULT_LLM_MODEL
     MAX_CONCURRENT_RUNS: "2",
     RUN_LEASE_SECONDS: "60",
     MAX_RUN_ATTEMPTS: "3",

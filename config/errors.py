@@ -108,3 +108,31 @@ class Superseded(RunnerError):
     """A write came from an attempt older than the one that now owns the run (fencing)."""
 
     code = "ATTEMPT_SUPERSEDED"
+
+
+class ProviderUnavailable(StageError):
+    """The LLM provider did not answer after bounded retries, or its breaker is open: try the run later.
+
+    The run is not failed: it goes back to QUEUED and resumes from its last finished stage after
+    ``retry_in_s`` seconds (the provider breaker's cool-down).
+    """
+
+    code = "LLM_UNAVAILABLE"
+
+    def __init__(self, stage: int, message: str, *, retry_in_s: float) -> None:
+        super().__init__(stage, message, code="LLM_UNAVAILABLE")
+        self.retry_in_s = retry_in_s
+
+
+# Codes of the LLM engine (contract §10), each with what to fix; listed so docs and tests share them.
+LLM_ERROR_CODES = {
+    "LLM_AUTH": "OpenRouter refused the key (401): set OPENROUTER_API_KEY",
+    "LLM_CREDITS": "the account or key is out of credits (402): add credits",
+    "LLM_MODERATION": "the model's moderation flagged the input (403)",
+    "LLM_MODEL_UNSUPPORTED": "LLM_MODEL (or its routes) cannot honour strict structured outputs: choose another",
+    "LLM_BUDGET_EXCEEDED": "the run would cost more than LLM_MAX_COST_PER_RUN",
+    "LLM_UNAVAILABLE": "the provider is down: the run is requeued and resumes later",
+    "LLM_BAD_RESPONSE": "the answer was not a usable chat completion",
+    "LLM_REFUSED": "the model refused to answer",
+    "LLM_REQUEST_REJECTED": "OpenRouter rejected the request (other 4xx)",
+}

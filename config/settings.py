@@ -28,6 +28,9 @@ ENGINES = ("auto", "offline", "openrouter")
 RUN_DISPATCH_MODES = ("local", "workers")
 # Whether OUTPUT_DIR outlives the container: "auto" decides from the Railway volume.
 DURABILITY_CHOICES = ("auto", "durable", "ephemeral")
+# Strict structured outputs, 1M-token context, low price per token (README: "The LLM engine").
+DEFAULT_LLM_MODEL = "google/gemini-2.5-flash"
+DEFAULT_APP_TITLE = "Innovation Pipeline Runner"
 DEFAULT_BLOB_HOSTS = "*.public.blob.vercel-storage.com,*.private.blob.vercel-storage.com"
 SECRET_FIELDS = frozenset(
     {"database_url", "database_url_non_pooling", "webhook_secret", "api_token",
@@ -53,7 +56,13 @@ class Settings:
     max_document_bytes: int = 52_428_800
     openrouter_api_key: str | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
-    llm_model: str = "deepseek/deepseek-chat"
+    llm_model: str = DEFAULT_LLM_MODEL
+    llm_fallback_models: tuple[str, ...] = ()
+    llm_max_cost_per_run: float | None = None
+    llm_stage_cache: bool = True
+    report_language: str | None = None
+    openrouter_app_url: str | None = None
+    openrouter_app_title: str = DEFAULT_APP_TITLE
     pipeline_engine: str = "auto"
     max_concurrent_runs: int = 2
     run_lease_seconds: int = 60
@@ -220,6 +229,31 @@ class _Parser:
             return default
         return number
 
+    def models(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        models = tuple(m.strip() for m in value.split(",") if m.strip())
+        for model in models:
+            if "/" not in model or " " in model:
+                self.problems.append(f"{name} entry {model!r} is not an OpenRouter model id: use 'vendor/model', "
+                                     "comma-separated (e.g. openai/gpt-4.1-mini)")
+        return models
+
+    def money(self, name: str) -> float | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        try:
+            amount = float(value.removeprefix("$"))
+        except ValueError:
+            amount = -1.0
+        if not (0 < amount < 1e6):  # also refuses nan and inf
+            self.problems.append(f"{name}={value!r} must be a positive amount in USD (e.g. 0.50); "
+                                 "unset it for no ceiling")
+            return None
+        return amount
+
     def choice(self, name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
         value = self.raw(name)
         if value is None:
@@ -278,7 +312,13 @@ class _Parser:
             openrouter_api_key=self.raw("OPENROUTER_API_KEY"),
             openrouter_base_url=self.url("OPENROUTER_BASE_URL", ("https", "http"))
             or "https://openrouter.ai/api/v1",
-            llm_model=self.raw("LLM_MODEL") or "deepseek/deepseek-chat",
+            llm_model=self.raw("LLM_MODEL") or DEFAULT_LLM_MODEL,
+            llm_fallback_models=self.models("LLM_FALLBACK_MODELS"),
+            llm_max_cost_per_run=self.money("LLM_MAX_COST_PER_RUN"),
+            llm_stage_cache=self.boolean("LLM_STAGE_CACHE", True),
+            report_language=self.raw("REPORT_LANGUAGE"),
+            openrouter_app_url=self.url("OPENROUTER_APP_URL", ("https", "http")),
+            openrouter_app_title=self.raw("OPENROUTER_APP_TITLE") or DEFAULT_APP_TITLE,
             pipeline_engine=self.choice("PIPELINE_ENGINE", "auto", ENGINES),
             max_concurrent_runs=self.integer("MAX_CONCURRENT_RUNS", 2, low=1, high=64),
             run_lease_seconds=self.integer("RUN_LEASE_SECONDS", 60, low=5, high=3600),

@@ -175,7 +175,7 @@ class Dispatcher:
 
     def _fill_slots(self, wanted: list[str]) -> None:
         free = self.settings.max_concurrent_runs - len(self.children)
-        if free <= 0:
+        if free <= 0 or self._provider_down():
             return
         lease = self.settings.run_lease_seconds
         running = {c.claim.run_id for c in self.children.values()}
@@ -192,6 +192,14 @@ class Dispatcher:
             log.error("dispatcher_claim_failed", error=str(exc), code=_code(exc))
         for claim in claims:
             self._start(claim)
+
+    def _provider_down(self) -> bool:
+        """While the host's OpenRouter breaker is open, runs stay QUEUED: that is a requeued run's delay."""
+        if self.settings.engine != "openrouter":
+            return False
+        from pipeline.openrouter.breaker import ProviderBreaker, breaker_path
+
+        return ProviderBreaker(breaker_path(self.settings.state_dir)).open_for() > 0
 
     def _heartbeat(self) -> None:
         for pid, child in list(self.children.items()):

@@ -81,4 +81,13 @@ def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
         "stages": stages,
         "error": state.error.as_dict() if state.error else None,
         "source": read.source,
+        "usage": _usage(state),
     }
+
+
+def _usage(state: RunState) -> dict[str, Any] | None:
+    """Contract §10: the run's LLM calls, tokens and cost so far; None without an LLM."""
+    total = state.usage.total() if state.usage else None
+    if total is None:
+        return None
+    return {key: total[key] for key in ("calls", "prompt_tokens", "completion_tokens", "cost_usd")}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, StageResult
+from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, RunUsage, StageResult
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,23 @@ class FailRun:
         return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "error": self.error.as_dict()}
 
 
-Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun
+@dataclass(frozen=True)
+class RecordUsage:
+    """Record which engine and model run the run and what its LLM calls cost so far (a whole snapshot)."""
 
-KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind)
+    run_id: str
+    attempt: int
+    usage: RunUsage
+    kind: ClassVar[str] = "record_usage"
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as plain JSON values."""
+        return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "usage": self.usage.as_dict()}
+
+
+Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun | RecordUsage
+
+KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind, RecordUsage.kind)
 
 
 def command_from_json(data: Mapping[str, Any]) -> Command:
@@ -124,4 +138,9 @@ def command_from_json(data: Mapping[str, Any]) -> Command:
                                                         cards=tuple(OpportunityCard(**c) for c in rep["cards"])))
     if kind == FailRun.kind:
         return FailRun(run_id, attempt, RunErrorInfo(**data["error"]))
+    if kind == RecordUsage.kind:
+        usage = RunUsage.from_dict(data["usage"])
+        if usage is None:
+            raise ValueError("a record_usage command names no engine")
+        return RecordUsage(run_id, attempt, usage)
     raise ValueError(f"unknown write command kind {kind!r}; known: {', '.join(KINDS)}")

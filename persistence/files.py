@@ -22,7 +22,7 @@ from typing import Any
 from config.errors import Conflict, Superseded
 from config.paths import RUN_ID_PATTERN, check_run_id, inside
 from persistence import atomic
-from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import Command, CompleteRun, CreateRun, FailRun, RecordUsage, SaveStage, StartAttempt
 from persistence.ports import CommandVerbs, SourcedRun
 from persistence.queue import Claim, Lease
 from persistence.records import (
@@ -33,6 +33,7 @@ from persistence.records import (
     RunRequest,
     RunState,
     RunStatus,
+    RunUsage,
     StageResult,
     StageState,
     utcnow,
@@ -111,6 +112,8 @@ class FileStore(CommandVerbs):
                 self._complete(run_id, attempt, report)
             case FailRun(run_id=run_id, attempt=attempt, error=error):
                 self._fail(run_id, attempt, error)
+            case RecordUsage(run_id=run_id, attempt=attempt, usage=usage):
+                self._record_usage(run_id, attempt, usage)
         return False
 
     def _create(self, request: RunRequest) -> bool:
@@ -172,6 +175,13 @@ class FileStore(CommandVerbs):
                 "duration_ms": result.duration_ms,
             }
             doc["current_stage"] = result.stage
+            self._write(folder, doc)
+
+    def _record_usage(self, run_id: str, attempt: int, usage: RunUsage) -> None:
+        """run.json's "engine", "model", "usage" and "cache" become ``usage``'s (a snapshot)."""
+        with self._locked(run_id) as folder:
+            doc = self._owned(folder, run_id, attempt)
+            doc.update(usage.as_dict())
             self._write(folder, doc)
 
     def load_stage_outputs(self, run_id: str) -> dict[int, Mapping[str, Any]]:
@@ -332,4 +342,5 @@ def _state(doc: dict[str, Any]) -> RunState:
         updated_at=datetime.fromisoformat(doc["updated_at"]),
         completed_at=_parse(doc.get("completed_at")),
         extra={"lease": doc.get("lease"), "last_interruption": doc.get("last_interruption")},
+        usage=RunUsage.from_dict(doc),
     )

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 PIPELINE_RUN = "PipelineRun"
 STAGE_OUTPUT = "StageOutput"
 OPPORTUNITY_CARD = "OpportunityCard"
+STAGE_CACHE = "StageCache"
 MIGRATIONS_TABLE = "runner_schema_migrations"
 
 EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
@@ -23,6 +24,8 @@ EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
         "attempt", "writeSeq", "leaseOwner", "leaseExpiresAt", "stageTimings",
         "stage1Output", "stage2Output", "stage3Output", "stage4Output", "fullReportMarkdown",
         "lastInterruption",
+        "engine", "model", "llmCalls", "promptTokens", "completionTokens", "cachedTokens", "costUsd", "usage",
+        "cachedStages",
     }),
     STAGE_OUTPUT: frozenset({
         "id", "runId", "stageNumber", "output", "attempt", "startedAt", "completedAt",
@@ -31,6 +34,7 @@ EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
     OPPORTUNITY_CARD: frozenset({
         "id", "runId", "number", "title", "content", "attempt", "createdAt", "updatedAt",
     }),
+    STAGE_CACHE: frozenset({"key", "stage", "model", "output", "usage", "createdAt"}),
     MIGRATIONS_TABLE: frozenset({"version", "name", "checksum", "applied_at", "duration_ms"}),
 }
 

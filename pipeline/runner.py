@@ -3,19 +3,25 @@
 It gathers inputs (brand, document, stages already finished), calls each missing stage, hands
 every output to the store as soon as it exists, then renders and stores the report. A run that
 was interrupted resumes from its last finished stage: finished stages are never recomputed.
+
+With an LLM engine (a ``CostedEngine``) the run also: reuses stages 1-3 from the stage cache
+(same document, model and prompt version), meters every call's usage and cost per stage against
+LLM_MAX_COST_PER_RUN, and, when the provider is down after bounded retries, stops with its
+finished stages saved so the dispatcher requeues it (``interrupted`` with ``retry_in_s``).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.errors import InvalidInput, NotFound, StageError
+from config.errors import InvalidInput, NotFound, ProviderUnavailable, StageError
 from config.log import bind_run, get_logger
-from persistence.commands import CompleteRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import CompleteRun, FailRun, RecordUsage, SaveStage, StartAttempt
 from persistence.ports import RunStore
 from persistence.records import (
     STAGE_NAMES,
@@ -28,9 +34,12 @@ from persistence.records import (
 )
 from pipeline.brands import load_brand
 from pipeline.document import Document
-from pipeline.engine import Engine
+from pipeline.engine import CostedEngine, Engine
 from pipeline.report import render_report
+from pipeline.run_llm import LlmRun, written_by
+from pipeline.stage_cache import NoCache, StageCache
 from pipeline.stages import run_stage
+from pipeline.usage import Usage
 
 log = get_logger(__name__)
 
@@ -69,6 +78,10 @@ class RunServices:
     engine: Engine
     brands_dir: Path
     load_document: Callable[[str], Document]
+    stage_cache: StageCache = NoCache()
+    max_cost_usd: float | None = None  # LLM_MAX_COST_PER_RUN
+
+
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,19 @@ class RunOutcome:
     error: RunErrorInfo | None = None
     resumed_from: int = 0
     interrupted: bool = False
+    retry_in_s: float | None = None  # set when the LLM provider is down: requeue after this long
+    usage: Mapping[int, Usage] | None = None  # per stage, this attempt (None without an LLM)
+    cache_hits: tuple[int, ...] = ()
+
+    @property
+    def total_usage(self) -> Usage | None:
+        """This attempt's calls, tokens and cost, summed (None without an LLM)."""
+        if self.usage is None:
+            return None
+        total = Usage()
+        for usage in self.usage.values():
+            total = total + usage
+        return total
 
 
 def execute_run(
@@ -100,6 +126,10 @@ def execute_run(
     bind_run(request.run_id, attempt=attempt)
     store.apply(StartAttempt(request.run_id, attempt))
     done = store.load_stage_outputs(request.run_id)
+    recorded = store.get_run(request.run_id)
+    llm = LlmRun.begin(services.engine, services.stage_cache, services.max_cost_usd,
+                       recorded.usage if recorded else None)
+    store.apply(RecordUsage(request.run_id, attempt, written_by(services.engine, llm)))
     # Never the query string: a signed blob URL carries its token there.
     log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
              stages_done=sorted(done), engine=services.engine.name)
@@ -118,17 +148,36 @@ def execute_run(
                 continue
             if should_stop():
                 log.warning("run_interrupted", next_stage=current, reason="shutdown requested; resumes later")
-                return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True)
-            outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
+                return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True,
+                                  **_llm_outcome(llm))
+            cached = llm.from_cache(current, document, outputs) if llm else None
+            if cached is not None:
+                _save(services, request, attempt, current, cached, progress, seconds=0.0)
+                outputs[current] = cached
+            else:
+                outputs[current] = _run_one(services, request, attempt, current, document, brand, outputs, progress)
+                if llm:
+                    llm.to_cache(current, document, outputs)
+            if llm:
+                store.apply(RecordUsage(request.run_id, attempt, llm.snapshot()))
         current = 0
-        report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs)
+        report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs,
+                               **_written_by(services.engine))
         store.apply(CompleteRun(request.run_id, attempt, report))
+    except ProviderUnavailable as exc:
+        # Not the run's fault and not final: keep what is finished, go back to QUEUED, resume later.
+        _record_spend(store, request, attempt, llm)
+        log.warning("run_requeue_provider_down", stage=exc.stage, retry_in_s=round(exc.retry_in_s, 1),
+                    error=exc.message)
+        return RunOutcome(request.run_id, RunStatus.PROCESSING, resumed_from=len(done), interrupted=True,
+                          retry_in_s=exc.retry_in_s, **_llm_outcome(llm))
     except (StageError, InvalidInput, NotFound) as exc:
         stage = exc.stage if isinstance(exc, StageError) else current
         error = RunErrorInfo(stage=stage or None, code=exc.code, message=exc.message)
+        _record_spend(store, request, attempt, llm)  # the failed stage's calls cost money too
         store.apply(FailRun(request.run_id, attempt, error))
         log.error("run_failed", stage=error.stage, code=error.code, error=error.message)
-        return RunOutcome(request.run_id, RunStatus.FAILED, error, resumed_from=len(done))
+        return RunOutcome(request.run_id, RunStatus.FAILED, error, resumed_from=len(done), **_llm_outcome(llm))
     except Exception as exc:
         # A bug, not bad input: record it so the run does not sit in PROCESSING, then re-raise
         # so the traceback reaches the logs and the process exits non-zero.
@@ -136,8 +185,40 @@ def execute_run(
         store.apply(FailRun(request.run_id, attempt, error))
         log.exception("run_crashed", stage=error.stage)
         raise
-    log.info("run_completed", stages_resumed=len(done))
-    return RunOutcome(request.run_id, RunStatus.COMPLETED, resumed_from=len(done))
+    outcome = RunOutcome(request.run_id, RunStatus.COMPLETED, resumed_from=len(done), **_llm_outcome(llm))
+    total = outcome.total_usage
+    log.info("run_completed", stages_resumed=len(done), cache_hits=list(outcome.cache_hits),
+             usage=total.as_dict() if total else None)
+    return outcome
+
+
+def _llm_outcome(llm: LlmRun | None) -> dict[str, Any]:
+    return llm.outcome() if llm else {}
+
+
+def _record_spend(store: RunStore, request: RunRequest, attempt: int, llm: LlmRun | None) -> None:
+    """Put the calls of a stage that did not finish on record too (when there were any)."""
+    if llm is not None and llm.meter.stages():
+        store.apply(RecordUsage(request.run_id, attempt, llm.snapshot()))
+
+
+def _written_by(engine: Engine) -> dict[str, Any]:
+    """The report header's engine and model (contract §10: report.md names them in its first lines).
+
+    Issue 10's ``render_report(..., engine, model)`` names them; until that signature is on this
+    branch the keywords are passed only when it accepts them, so either merge order works.
+    """
+    if "engine" not in inspect.signature(render_report).parameters:
+        return {}
+    return {"engine": engine.name, "model": engine.model if isinstance(engine, CostedEngine) else None}
+
+
+def _save(services: RunServices, request: RunRequest, attempt: int, stage: int, output: Mapping[str, Any],
+          progress: Progress, *, seconds: float) -> None:
+    now = utcnow()
+    services.store.apply(SaveStage(request.run_id, attempt, StageResult(stage, output, now, now)))
+    progress.stage_finished(stage, STAGE_NAMES[stage], seconds)
+    log.info("stage_completed", stage=stage, stage_name=STAGE_NAMES[stage], duration_ms=0.0, cached=True)
 
 
 def _run_one(

@@ -84,9 +84,10 @@ def check_openrouter(settings: Settings, checks: Checks) -> None:
                                              "network in clear text; use https (http only for 127.0.0.1/localhost)")
     model = settings.llm_model.strip()
     if not model:
-        checks.failed("LLM_MODEL", "empty: unset it for the default deepseek/deepseek-chat or name an OpenRouter model")
+        checks.failed("LLM_MODEL", "empty: unset it for the default google/gemini-2.5-flash or name an "
+                                   "OpenRouter model")
     elif "/" not in model:
         checks.warning("LLM_MODEL", f"{model!r} has no vendor prefix: OpenRouter models are named 'vendor/model' "
-                                    "(e.g. deepseek/deepseek-chat)", value=model)
+                                    "(e.g. google/gemini-2.5-flash)", value=model)
     else:
         checks.ok("LLM_MODEL", model, value=model)

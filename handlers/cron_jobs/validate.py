@@ -18,6 +18,7 @@ from config.modes import Mode
 from config.settings import Settings
 from handlers.cron_jobs import credentials
 from handlers.cron_jobs.checks import MIB, Checks, JobContext, Thresholds
+from handlers.cron_jobs.llm_checks import check_llm
 from persistence.diagnostics import DatabaseDiagnostics
 from pipeline.brands import load_all_brands
 
@@ -47,6 +48,7 @@ def run(ctx: JobContext) -> None:
     credentials.check_webhook_secret(settings, checks)
     credentials.check_api_token(settings, checks)
     credentials.check_openrouter(settings, checks)
+    check_llm(settings, checks)
     _draining(settings, checks)
 
 

@@ -109,10 +109,21 @@ SET status = 'FAILED',
 WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
 """
 
+# A whole snapshot (idempotent), refused by _fence for a superseded attempt.
+RECORD_USAGE = """
+UPDATE "PipelineRun"
+SET engine = %(engine)s, model = %(model)s,
+    "llmCalls" = %(calls)s, "promptTokens" = %(prompt_tokens)s, "completionTokens" = %(completion_tokens)s,
+    "cachedTokens" = %(cached_tokens)s, "costUsd" = %(cost_usd)s,
+    usage = %(usage)s, "cachedStages" = %(cached_stages)s,
+    "updatedAt" = now()
+WHERE id = %(run_id)s
+"""
+
 SELECT_RUN = """
 SELECT id, "userId", "companyId", "documentUrl", status, attempt, "currentStage", "stageTimings",
        "errorStage", "errorCode", "errorMessage", "createdAt", "updatedAt", "completedAt",
-       "leaseOwner", "leaseExpiresAt", "lastInterruption"
+       "leaseOwner", "leaseExpiresAt", "lastInterruption", engine, model, usage, "cachedStages"
 FROM "PipelineRun"
 WHERE id = %(run_id)s
 """

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from config.errors import Conflict, RunnerError, SchemaMismatch, StoreError, StoreUnavailable, Superseded
 from config.log import get_logger
-from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import Command, CompleteRun, CreateRun, FailRun, RecordUsage, SaveStage, StartAttempt
 from persistence.migrations import engine as migrations  # a module: engine imports postgres.errors
 from persistence.ports import CommandVerbs, SourcedRun
 from persistence.postgres import queue as pq
@@ -24,7 +24,7 @@ from persistence.postgres import sql as q
 from persistence.postgres.connection import Conn, Connections, DbTimeouts
 from persistence.postgres.errors import is_transient, wrap_exceptions
 from persistence.queue import Claim, Lease
-from persistence.records import RunErrorInfo, RunRequest, RunState, RunStatus, StageState
+from persistence.records import RunErrorInfo, RunRequest, RunState, RunStatus, RunUsage, StageState
 
 log = get_logger(__name__)
 
@@ -113,6 +113,9 @@ class PostgresStore(CommandVerbs):
                 _fence(conn, run_id, attempt)
                 conn.execute(q.FAIL_RUN, {"run_id": run_id, "stage": error.stage, "code": error.code,
                                           "message": error.message, "seq": q.write_seq(attempt, q.SEQ_FAIL)})
+            case RecordUsage(run_id=run_id, attempt=attempt, usage=usage):
+                _fence(conn, run_id, attempt)
+                conn.execute(q.RECORD_USAGE, _usage_params(run_id, usage))
         return False
 
     # -- reads -------------------------------------------------------------------------------
@@ -196,6 +199,24 @@ def _create(conn: Conn, request: RunRequest) -> bool:
     return False
 
 
+def _usage_params(run_id: str, usage: RunUsage) -> dict[str, Any]:
+    total = usage.total() or {}
+    data = usage.as_dict()
+    return {"run_id": run_id, "engine": usage.engine, "model": usage.model,
+            "calls": total.get("calls"), "prompt_tokens": total.get("prompt_tokens"),
+            "completion_tokens": total.get("completion_tokens"), "cached_tokens": total.get("cached_tokens"),
+            "cost_usd": total.get("cost_usd"),
+            "usage": None if data["usage"] is None else Jsonb(data["usage"]),
+            "cached_stages": list(usage.cached_stages) if usage.stages is not None else None}
+
+
+def _row_usage(row: DictRow) -> RunUsage | None:
+    if row["engine"] is None:
+        return None
+    return RunUsage.from_dict({"engine": row["engine"], "model": row["model"], "usage": row["usage"],
+                               "cache": {"stages": row["cachedStages"] or []} if row["usage"] is not None else None})
+
+
 def _state(row: DictRow) -> RunState:
     lease = None if row["leaseOwner"] is None else {
         "owner": row["leaseOwner"],
@@ -218,6 +239,7 @@ def _state(row: DictRow) -> RunState:
         updated_at=row["updatedAt"],
         completed_at=row["completedAt"],
         extra={"lease": lease, "last_interruption": row["lastInterruption"]},  # the keys FileStore reports
+        usage=_row_usage(row),
     )
 
 

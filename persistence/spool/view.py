@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from persistence.commands import Command, CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
+from persistence.commands import Command, CompleteRun, CreateRun, FailRun, RecordUsage, SaveStage, StartAttempt
 from persistence.records import RunState, RunStatus, StageState
 from persistence.spool.journal import SpoolRecord, command_of
 
@@ -58,6 +58,8 @@ def apply_to_state(state: RunState, command: Command, at: datetime) -> RunState:
         case FailRun(attempt=attempt, error=error):
             return replace(state, attempt=attempt, status=RunStatus.FAILED, error=error, updated_at=at,
                            completed_at=at)
+        case RecordUsage(usage=usage):
+            return replace(state, usage=usage, updated_at=at)
     return state
 
 

@@ -28,6 +28,8 @@ EXPECTED = {
                "counts", {"runs", "completed", "stage_rows", "cards", "spool_left", "dead"}),
     "workers": ({"benchmark", "runs", "workers", "cpus", "seconds", "runs_per_s", "ratio"},
                 "runs_per_s", {"1", "3"}),
+    "llm": ({"benchmark", "aim", "latency_s", "repeats", "pages", "sections", "map_concurrency", "scenarios"},
+            "scenarios", {"run", "second_brand", "long_report"}),
 }
 
 
@@ -43,5 +45,9 @@ def test_quick_benchmark_exits_0_with_its_json_summary(name: str, pg_server_url:
     assert top <= summary.keys()
     assert summary["benchmark"] == name
     assert keys <= summary[nested].keys()
+    if name == "llm":  # call counts are exact, whatever the machine: 5, 2 (cached 1-3), map + 5
+        calls = {k: v["calls"] for k, v in summary["scenarios"].items()}
+        assert calls == {"run": 5, "second_brand": 2, "long_report": summary["sections"] + 5}
+        assert summary["sections"] >= 2
     if name == "replay":
         assert summary["no_duplicates"] is True  # a correctness check, not a timing
