@@ -18,6 +18,7 @@ export default defineConfig({
       "public.PipelineRun",
       "public.StageOutput",
       "public.OpportunityCard",
+      "public.StageCache",
       "public.runner_schema_migrations",
     ],
   },

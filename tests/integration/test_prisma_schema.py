@@ -22,14 +22,30 @@ PRISMA = REPO / "prisma"
 SCHEMA_SQL = REPO / "sql" / "schema.sql"
 DOCS = REPO / "docs" / "prisma.md"
 # PostgreSQL type -> (Prisma scalar, native type attribute or None for Prisma's default mapping).
-TYPES = {
+TYPES: dict[str, tuple[str, list[Any] | None]] = {
     "text": ("String", None),
     "integer": ("Int", None),
+    "smallint": ("Int", ["SmallInt", []]),
     "bigint": ("BigInt", None),
     "jsonb": ("Json", None),
     "boolean": ("Boolean", None),
     "timestamp with time zone": ("DateTime", ["Timestamptz", ["6"]]),
 }
+
+
+def prisma_type(sql_type: str) -> tuple[str, list[Any] | None, bool] | None:
+    """(Prisma scalar, native type, is a list) for a pg_dump column type; None when unknown."""
+    is_list = sql_type.endswith("[]")
+    base = sql_type.removesuffix("[]")
+    if base in TYPES:
+        return (*TYPES[base], is_list)
+    precision = re.fullmatch(r"timestamp\((\d)\) with time zone", base)
+    if precision:
+        return "DateTime", ["Timestamptz", [precision[1]]], is_list
+    numeric = re.fullmatch(r"numeric\((\d+),(\d+)\)", base)
+    if numeric:
+        return "Decimal", ["Decimal", [numeric[1], numeric[2]]], is_list
+    return None
 
 
 @dataclass
@@ -122,9 +138,14 @@ def test_every_table_is_a_model_and_every_column_a_field(dmmf: dict[str, Any], t
         for column in table.columns.values():
             f = scalars[column.name]
             where = f"{name}.{column.name}"
-            assert column.type in TYPES, f"{where}: no Prisma mapping known for {column.type}"
-            assert (f["type"], f["nativeType"]) == TYPES[column.type], where
-            assert f["isRequired"] == column.not_null, f"{where}: nullability differs"
+            expected = prisma_type(column.type)
+            assert expected, f"{where}: no Prisma mapping known for {column.type}: extend prisma_type()"
+            assert (f["type"], f["nativeType"], f["isList"]) == expected, where
+            if f["isList"]:
+                # Prisma lists cannot be optional: a nullable array column must say what null means.
+                assert column.not_null or "null" in f.get("documentation", ""), f"{where}: document NULL"
+            else:
+                assert f["isRequired"] == column.not_null, f"{where}: nullability differs"
             if column.name in table.identity:
                 assert f.get("default") == {"name": "autoincrement", "args": []}, f"{where}: identity"
             elif column.default is None:
