@@ -123,6 +123,21 @@ class ResilientStore(CommandVerbs):
             return created
         return True if result is None else result
 
+    def apply_to_database(self, command: Command) -> bool:
+        """The database itself or StoreError, never the spool (ports.DirectWrite); then the file mirror."""
+        if isinstance(command, CreateRun):
+            queued = self._queued_request(command.run_id)
+            if queued is not None and queued != command.request:
+                raise Conflict(f"run {command.run_id} already exists with a different payload; "
+                               "use a new run_id for a new run")
+        result = self.call_database(command.kind, lambda: self.database.apply(command))
+        if self.files is not None:
+            try:
+                self.files.apply(command)  # the mirror follows the system of record, which has it
+            except (OSError, StoreError) as exc:
+                log.warning("file_mirror_failed", kind=command.kind, run_id=command.run_id, error=str(exc))
+        return result
+
     def _record(self, command: Command) -> bool | None:
         """Write ``command`` to the database, or journal it; None when it was journalled."""
         run_id = command.run_id
