@@ -98,6 +98,20 @@ class StoreUnavailable(StoreError):
     code = "STORE_UNAVAILABLE"
 
 
+class NotDurable(StoreError):
+    """The system of record cannot take a write now, and no durable place may hold it meanwhile.
+
+    ``retry_after_s`` tells the sender when to try again (HTTP Retry-After). Raised above the
+    store (never inside it), so no retry or spool logic ever mistakes it for a transient failure.
+    """
+
+    code = "NOT_DURABLE"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class SchemaMismatch(StoreError):
     """The database schema differs from what the code writes: trips the breaker at once."""
 

@@ -24,6 +24,10 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENGINES = ("auto", "offline", "openrouter")
+# Where runs execute: "local" (the web host's dispatcher) or "workers" (a worker service, any host).
+RUN_DISPATCH_MODES = ("local", "workers")
+# Whether OUTPUT_DIR outlives the container: "auto" decides from the Railway volume.
+DURABILITY_CHOICES = ("auto", "durable", "ephemeral")
 # Strict structured outputs, 1M-token context, low price per token (README: "The LLM engine").
 DEFAULT_LLM_MODEL = "google/gemini-2.5-flash"
 DEFAULT_APP_TITLE = "Innovation Pipeline Runner"
@@ -73,6 +77,8 @@ class Settings:
     railway_environment: str | None = None
     volume_mount_path: Path | None = None
     draining_seconds: int = 0
+    run_dispatch: str = "local"
+    output_durability: str = "auto"
     app_dir: Path = APP_DIR
     extras: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -120,6 +126,25 @@ class Settings:
         mount = self.volume_mount_path.resolve()
         out = self.output_dir.resolve()
         return out == mount or mount in out.parents
+
+    @property
+    def output_durable(self) -> bool:
+        """True when OUTPUT_DIR (and so the spool) outlives this container: declared, or on the volume."""
+        if self.output_durability == "auto":
+            return self.output_survives_redeploy
+        return self.output_durability == "durable"
+
+    @property
+    def durability(self) -> str:
+        """Why OUTPUT_DIR is (not) durable, in words for /health, logs and cron validate."""
+        if self.output_durability != "auto":
+            return f"{self.output_durability} (declared by OUTPUT_DURABILITY)"
+        if self.volume_mount_path is None:
+            return ("ephemeral (on Railway without a volume)" if self.railway_environment
+                    else "durable (local disk, not on Railway)")
+        if self.output_survives_redeploy:
+            return f"durable (on the volume at {self.volume_mount_path})"
+        return f"ephemeral (OUTPUT_DIR is outside the volume at {self.volume_mount_path})"
 
     def require_runnable(self) -> None:
         """Raise ConfigError if nothing would be saved (mode INVALID)."""
@@ -310,11 +335,18 @@ class _Parser:
             railway_environment=self.raw("RAILWAY_ENVIRONMENT_NAME") or self.raw("RAILWAY_ENVIRONMENT"),
             volume_mount_path=volume_path,
             draining_seconds=self.integer("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", 0, low=0, high=3600),
+            run_dispatch=self.choice("RUN_DISPATCH", "local", RUN_DISPATCH_MODES),
+            output_durability=self.choice("OUTPUT_DURABILITY", "auto", DURABILITY_CHOICES),
             extras={k: v for k, v in self.env.items() if k.startswith("RAILWAY_")},
         )
         if settings.pipeline_engine == "openrouter" and not settings.openrouter_api_key:
             self.problems.append(
                 "PIPELINE_ENGINE=openrouter needs OPENROUTER_API_KEY: set the key, or use PIPELINE_ENGINE=offline"
+            )
+        if settings.run_dispatch == "workers" and settings.mode is Mode.FILE_ONLY:
+            self.problems.append(
+                "RUN_DISPATCH=workers needs the database as the queue (worker services on other hosts claim runs "
+                "from PostgreSQL): set DATABASE_URL and ENABLE_DATABASE_WRITES=true, or use RUN_DISPATCH=local"
             )
         if self.problems:
             raise ConfigError(self.problems)

@@ -8,18 +8,18 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from config.errors import ConfigError, Conflict, InvalidInput, NotFound, RunnerError, StoreError
+from config.errors import ConfigError, Conflict, InvalidInput, NotDurable, NotFound, RunnerError, StoreError
 from config.log import configure_logging, get_logger
 from config.modes import Mode
 from config.settings import Settings
 from handlers.health import probe_for
-from handlers.launcher import DispatcherLauncher, RunLauncher
+from handlers.launcher import RunLauncher, launcher_for
 from handlers.payload import InvalidPayload
 from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
 from persistence.errors import RunNotRecorded
 from persistence.factory import build_persistence
-from persistence.ports import Pingable, RunStore
+from persistence.ports import DirectWrite, Pingable, RunStore
 
 log = get_logger(__name__)
 
@@ -35,22 +35,27 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     database: Pingable | None = None
+    direct: DirectWrite | None = None
     if store is None and settings.mode is not Mode.INVALID:
         persistence = build_persistence(settings, connection_per_thread=True)  # gthread: a connection per thread
         store, database = persistence.store, persistence.database
+        # No durable disk: an accepted run must reach PostgreSQL, or the sender is told to retry.
+        direct = None if settings.output_durable else persistence.direct
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Werkzeug would answer '//' in a path with an HTML 308 redirect; every answer here is JSON.
     app.url_map.merge_slashes = False
-    launcher = launcher or DispatcherLauncher(settings)
-    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, database=database)
+    launcher = launcher or launcher_for(settings)
+    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, database=database,
+                                           direct=direct)
     probe_for(app, database)
     for blueprint in (runs, status, health):
         app.register_blueprint(blueprint)
     app.register_error_handler(RunnerError, error_response)
     app.register_error_handler(HTTPException, error_response)
-    log.info("web_app_ready", mode=str(settings.mode), store=store.name if store is not None else None,
+    log.info("web_app_ready", mode=str(settings.mode), durability=settings.durability,
+             run_dispatch=settings.run_dispatch, store=store.name if store is not None else None,
              webhook_secret="set" if settings.webhook_secret else "unset",
              api_token="set" if settings.api_token else "unset", environment=settings.railway_environment)
     return app
@@ -71,6 +76,8 @@ def error_response(exc: RunnerError | HTTPException) -> Response:
     body: dict[str, object] = {"error": exc.message, "code": exc.code}
     if isinstance(exc, InvalidPayload):
         body["fields"] = exc.fields
+    elif isinstance(exc, NotDurable):
+        pass  # its message is ours (no driver text): the sender should know why and when to retry
     elif isinstance(exc, RunNotRecorded):
         # Our own words (where and why, never a connection string): the sender must retry.
         body["error"] = f"the run was not recorded: {exc.message}"
@@ -84,4 +91,6 @@ def error_response(exc: RunnerError | HTTPException) -> Response:
     response.status_code = code
     if isinstance(exc, SignatureError):
         response.headers["WWW-Authenticate"] = 'Webhook realm="standard-webhooks"'
+    if isinstance(exc, NotDurable):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response

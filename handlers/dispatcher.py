@@ -15,6 +15,11 @@
 * on SIGTERM it stops claiming, asks children to stop after their current stage, and waits
   up to RAILWAY_DEPLOYMENT_DRAINING_SECONDS; interrupted runs go back to QUEUED.
 
+As a worker service (RUN_DISPATCH=workers), ``python -m handlers.dispatcher`` is the service's
+own process: any number of them, each on its own state folder, claim from the one PostgreSQL
+queue (SKIP LOCKED, leases, attempt fencing). The web host then starts its own with
+``--no-claims``: it only replays the host's spool and recovers lapsed leases, and never runs a run.
+
 The loop is single-threaded on purpose: forking a process that has threads is unsafe.
 """
 
@@ -71,7 +76,7 @@ def state_identity(settings: Settings) -> str:
 class Dispatcher:
     """Claims runs and forks one child per run; see the module docstring."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, claims: bool = True) -> None:
         # The fork server's preload: everything a run needs is imported and parsed once here,
         # so a forked run starts its first stage without paying for it.
         import pipeline.fetch  # noqa: F401  (a run fetches its document first)
@@ -79,6 +84,7 @@ class Dispatcher:
         from pipeline.brands import load_all_brands
 
         self.settings = settings
+        self.claims = claims  # False on a web host whose runs execute on worker services
         self.app = bootstrap(settings)
         load_all_brands(settings.brands_dir)
         self.store = self.app.persistence.store
@@ -101,7 +107,7 @@ class Dispatcher:
         self.listener = dispatch_socket.open_listener(self.settings)
         self._install_signals()
         log.info("dispatcher_started", owner=self.owner, max_concurrent_runs=self.settings.max_concurrent_runs,
-                 lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode))
+                 lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode), claims=self.claims)
         self._recover(startup=True)
         while not self.stopping:
             self._tick()
@@ -151,7 +157,8 @@ class Dispatcher:
         if now - self.last_replay >= REPLAY_EVERY_S:
             self._replay_spool()
             self.last_replay = now
-        self._fill_slots(wanted)
+        if self.claims:
+            self._fill_slots(wanted)
 
     def _read_notifications(self) -> list[str]:
         ids: list[str] = []
@@ -377,9 +384,13 @@ def _try_lock(handle: IO[bytes]) -> bool:
     return True
 
 
-def main() -> int:
-    """Entry point of ``python -m handlers.dispatcher``."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m handlers.dispatcher [--no-claims]``."""
     configure_logging("INFO", json=True)  # before settings: even a configuration error is a JSON line
+    args = sys.argv[1:] if argv is None else argv
+    if any(arg != "--no-claims" for arg in args):
+        log.error("dispatcher_usage", error=f"unknown arguments {args}: the only option is --no-claims")
+        return 2
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level, json=True)
@@ -389,7 +400,7 @@ def main() -> int:
             log.info("dispatcher_not_needed", reason="another dispatcher serves this state folder")
             return 0
         with lock:
-            Dispatcher(settings).serve()
+            Dispatcher(settings, claims="--no-claims" not in args).serve()
     except RunnerError as exc:
         log.error("dispatcher_refused_to_start", code=exc.code, error=str(exc))
         return 2

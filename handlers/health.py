@@ -139,6 +139,11 @@ def check_health(settings: Settings, probe: DatabaseProbe, *, breaker_state: Any
         "file_fallback": mode.writes_files, "database_connection": "skipped", "circuit": "closed",
         "spool_backlog": 0, "schema": "unknown", "version": version(settings),
         "environment": settings.railway_environment,
+        # Whether OUTPUT_DIR (the spool) outlives this container, and where runs execute: what this
+        # deployment does with a webhook during a database outage (see docs/runbook.md, 1.3).
+        "durability": "durable" if settings.output_durable else "ephemeral",
+        "durability_detail": settings.durability,
+        "run_dispatch": settings.run_dispatch,
     }
     if mode is Mode.INVALID:
         body["status"] = "unhealthy"

@@ -20,7 +20,7 @@ from handlers.payload import parse_run_request
 from handlers.runs import run_status, submit_run
 from handlers.webhook_signature import verify
 from persistence import factory
-from persistence.ports import Pingable, RunStore
+from persistence.ports import DirectWrite, Pingable, RunStore
 
 runs = Blueprint("runs", __name__)
 status = Blueprint("status", __name__)
@@ -36,6 +36,8 @@ class WebServices:
     store: RunStore | None
     launcher: RunLauncher
     database: Pingable | None = None  # what /health probes (None: no database, or a store given by a test)
+    # Set when OUTPUT_DIR is not durable: accepted runs must reach PostgreSQL itself (never the spool).
+    direct: DirectWrite | None = None
 
     def writable_store(self) -> RunStore:
         """The store, or ConfigError (503) when the mode leaves nowhere to save."""
@@ -61,7 +63,7 @@ def post_run() -> tuple[dict[str, str], int]:
     body = read_body()
     verify(web.settings.webhook_secret, cast("Mapping[str, str]", request.headers), body)
     run = parse_run_request(web.settings, body)
-    created = submit_run(store, web.launcher, run)
+    created = submit_run(store, web.launcher, run, direct=web.direct)
     return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
 
 

@@ -5,23 +5,39 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from config.errors import NotFound, RunnerError
+from config.errors import NotDurable, NotFound, RunnerError, StoreError
 from config.log import get_logger
 from handlers.launcher import RunLauncher
 from persistence.commands import CreateRun
-from persistence.ports import RunStore
+from persistence.ports import DirectWrite, RunStore
 from persistence.records import STAGE_NUMBERS, RunErrorInfo, RunRequest, RunState, RunStatus, StageState
 
 log = get_logger(__name__)
 
 
-def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest) -> bool:
+RETRY_AFTER_S = 30  # what a refused sender is told; Standard Webhooks senders also back off themselves
+
+
+def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest, *,
+               direct: DirectWrite | None = None) -> bool:
     """Record ``request`` (QUEUED), then notify the launcher. True if new, False for a repeat.
 
     The run is durable before anyone is told: a launcher that fails to start it leaves a QUEUED
     run that recovery picks up, so the sender still gets its 202/200. Conflict propagates (409).
+    ``direct`` (a host whose OUTPUT_DIR is not durable): the run must reach PostgreSQL itself,
+    else NotDurable (503 with Retry-After), because a spooled copy would vanish with the container.
     """
-    created = store.apply(CreateRun(request))
+    command = CreateRun(request)
+    if direct is None:
+        created = store.apply(command)
+    else:
+        try:
+            created = direct.apply_to_database(command)
+        except StoreError as exc:
+            log.warning("run_refused_not_durable", run_id=request.run_id, code=exc.code, reason=str(exc))
+            raise NotDurable("the database cannot record the run right now, and this service keeps no durable "
+                             "copy (OUTPUT_DIR is not on a volume): nothing was recorded; retry later",
+                             retry_after_s=RETRY_AFTER_S) from exc
     log.info("run_accepted" if created else "run_repeated", run_id=request.run_id,
              company_id=request.company_id)
     try:

@@ -17,7 +17,7 @@ from config.settings import Settings
 from persistence.breaker import BreakerPolicy, CircuitBreaker
 from persistence.files import FileStore
 from persistence.mirror import FileMirror
-from persistence.ports import Pingable, QueuedStore, Replayable
+from persistence.ports import DirectWrite, Pingable, QueuedStore, Replayable
 from persistence.resilient import ResilientStore
 from persistence.retry import RetryPolicy
 from persistence.spool import ReplayReport, Spool
@@ -69,6 +69,7 @@ class Persistence:
     store: QueuedStore
     replayable: Replayable | None  # a spool to drain into the database
     database: Pingable | None  # a database to probe for /health
+    direct: DirectWrite | None = None  # writes that must reach the database or fail (no durable disk)
 
 
 def build_persistence(
@@ -90,7 +91,7 @@ def build_persistence(
         return Persistence(FileStore(settings.output_dir, wait_for_space=True), None, None)
     store = build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
                             retry_policy=retry_policy, connection_per_thread=connection_per_thread)
-    return Persistence(store, store, store.database)
+    return Persistence(store, store, store.database, store)
 
 
 def build_store(

@@ -98,6 +98,21 @@ class Pingable(Protocol):
         """'ok', 'behind', 'drift' or 'unknown'."""
 
 
+class DirectWrite(Protocol):
+    """A store that can write to its database alone, never to its spool.
+
+    For intake on a host whose OUTPUT_DIR does not outlive the container (Settings.output_durable
+    False): journalling an accepted run to such a disk would promise what a restart erases.
+    """
+
+    def apply_to_database(self, command: Command) -> bool:
+        """Apply ``command`` in the database (breaker and retries), then the file mirror if any.
+
+        Returns what ``apply`` returns. Raises StoreError when the database cannot take it now,
+        and then nothing was kept anywhere; Conflict as ``apply`` does.
+        """
+
+
 class ReplayTarget(Protocol):
     """What a spool replays into: applies a batch of commands, one verdict per command."""
 

@@ -146,6 +146,18 @@ class ResilientStore(CommandVerbs):
             self.mirror.apply(command)
         return created
 
+    def apply_to_database(self, command: Command) -> bool:
+        """The database itself or StoreError, never the spool (ports.DirectWrite); then the file mirror."""
+        if isinstance(command, CreateRun):
+            queued = self._queued_request(command.run_id)
+            if queued is not None and queued != command.request:
+                raise Conflict(f"run {command.run_id} already exists with a different payload; "
+                               "use a new run_id for a new run")
+        result = self.call_database(command.kind, lambda: self.database.apply(command))
+        if self.mirror is not None:
+            self.mirror.apply(command)  # the mirror follows the system of record, which has it
+        return result
+
     def _record(self, command: Command) -> bool | None:
         """Write ``command`` to the database, or journal it; None when it was journalled.
 

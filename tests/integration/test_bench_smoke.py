@@ -26,6 +26,8 @@ EXPECTED = {
     "replay": ({"benchmark", "records", "replay_records_per_s", "floor_records_per_s", "ratio", "aim", "met",
                 "replay", "peak_rss_mib", "rss_before_replay_mib", "spool_records_per_s", "no_duplicates", "counts"},
                "counts", {"runs", "completed", "stage_rows", "cards", "spool_left", "dead"}),
+    "workers": ({"benchmark", "runs", "workers", "cpus", "seconds", "runs_per_s", "ratio"},
+                "runs_per_s", {"1", "3"}),
     "llm": ({"benchmark", "aim", "latency_s", "repeats", "pages", "sections", "map_concurrency", "scenarios"},
             "scenarios", {"run", "second_brand", "long_report"}),
 }
