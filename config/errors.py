@@ -11,11 +11,31 @@
           ├── StoreUnavailable   the database cannot be reached or is too slow (transient)
           └── SchemaMismatch     the database schema is not the one the code writes
 
+Document codes raised by the input gate (``pipeline.gate``) and the offline engine, each an
+``InvalidInput`` or ``StageError`` that fails the run at stage 1 (CLI exit 1):
+``DOCUMENT_NOT_PROSE`` (tables, code, symbols, drawing operators, one line repeated),
+``DOCUMENT_PLACEHOLDER`` (lorem ipsum), ``DOCUMENT_TOO_SHORT`` (a cover, masthead or one-word
+scan), ``DOCUMENT_LANGUAGE_UNSUPPORTED`` (the offline engine reads English only). There is no
+``DOCUMENT_OFF_TOPIC``: a document with little market signal completes, its relevance stated.
+
 Each error carries a stable ``code`` (for run.json, the status API and log search) and a
 message that says what is wrong and how to fix it. Always ``raise ... from exc``.
+
+Codes a run can end with that no exception class names (the constants below):
+``DOCUMENT_TOO_COMPLEX`` (a PDF over the extraction budget: fails once, never retried),
+``STAGE_TIMEOUT`` (the dispatcher's watchdog stopped a stage) and ``PROCESS_DIED`` (the run
+process died; the message says how: signal, out of memory, stage, document).
 """
 
 from __future__ import annotations
+
+DOCUMENT_NOT_PROSE = "DOCUMENT_NOT_PROSE"
+DOCUMENT_PLACEHOLDER = "DOCUMENT_PLACEHOLDER"
+DOCUMENT_TOO_SHORT = "DOCUMENT_TOO_SHORT"
+DOCUMENT_LANGUAGE_UNSUPPORTED = "DOCUMENT_LANGUAGE_UNSUPPORTED"
+DOCUMENT_TOO_COMPLEX = "DOCUMENT_TOO_COMPLEX"
+STAGE_TIMEOUT = "STAGE_TIMEOUT"
+PROCESS_DIED = "PROCESS_DIED"
 
 
 class RunnerError(Exception):

@@ -67,6 +67,9 @@ class Settings:
     max_concurrent_runs: int = 2
     run_lease_seconds: int = 60
     max_run_attempts: int = 3
+    # A stage (or the document intake) running longer is killed and retried or failed with
+    # STAGE_TIMEOUT. Generous: an LLM stage with retries on a long report takes minutes.
+    stage_timeout_seconds: int = 900
     log_level: str = "INFO"
     port: int = 8000
     railway_environment: str | None = None
@@ -323,6 +326,7 @@ class _Parser:
             max_concurrent_runs=self.integer("MAX_CONCURRENT_RUNS", 2, low=1, high=64),
             run_lease_seconds=self.integer("RUN_LEASE_SECONDS", 60, low=5, high=3600),
             max_run_attempts=self.integer("MAX_RUN_ATTEMPTS", 3, low=1, high=20),
+            stage_timeout_seconds=self.integer("STAGE_TIMEOUT_SECONDS", 900, low=1, high=86_400),
             log_level=self.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             port=self.integer("PORT", 8000, low=1, high=65535),
             railway_environment=self.raw("RAILWAY_ENVIRONMENT_NAME") or self.raw("RAILWAY_ENVIRONMENT"),

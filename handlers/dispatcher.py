@@ -10,6 +10,8 @@
   exactly one claimed attempt; at most MAX_CONCURRENT_RUNS at once, the rest stay QUEUED;
 * leases are renewed by heartbeat for live children; a child that dies is requeued to resume
   from its last finished stage, or failed with its cause after MAX_RUN_ATTEMPTS;
+* a child whose stage outlives STAGE_TIMEOUT_SECONDS is killed (handlers/watchdog.py) and
+  retried, or failed with STAGE_TIMEOUT;
 * on SIGTERM it stops claiming, asks children to stop after their current stage, and waits
   up to RAILWAY_DEPLOYMENT_DRAINING_SECONDS; interrupted runs go back to QUEUED.
 
@@ -40,7 +42,8 @@ from config.log import configure_logging, get_logger
 from config.paths import RUN_ID_PATTERN
 from config.settings import Settings
 from handlers import dispatch_socket
-from handlers.recovery import ReapReport, describe_exit, reap, recover_run
+from handlers.recovery import ReapReport, reap, recover_run
+from handlers.watchdog import StageMarker, Watchdog, mark_path
 from persistence import atomic
 from persistence.queue import Claim
 
@@ -89,6 +92,7 @@ class Dispatcher:
         self.identity = state_identity(settings)
         self.owner = f"{self.identity}/{os.getpid()}-{int(time.time() * 1000)}"
         self.children: dict[int, Child] = {}
+        self.watchdog = Watchdog(settings)
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
@@ -142,6 +146,7 @@ class Dispatcher:
         self._collect_children()
         if self.stopping:
             return
+        self.watchdog.check(self.children)
         now = time.monotonic()
         if now - self.last_heartbeat >= max(1.0, self.settings.run_lease_seconds / 3):
             self._heartbeat()
@@ -273,6 +278,8 @@ class Dispatcher:
         code = os.waitstatus_to_exitcode(status)
         log.info("run_process_exited", run_id=claim.run_id, attempt=claim.attempt, exit_code=code,
                  seconds=round(time.monotonic() - child.started, 3))
+        if code in (0, EXIT_SUPERSEDED, EXIT_INTERRUPTED):
+            self.watchdog.forget(claim)
         if code in (0, EXIT_SUPERSEDED):
             return
         try:
@@ -280,7 +287,9 @@ class Dispatcher:
                 if self.store.requeue(claim.run_id, claim.attempt, "interrupted by shutdown"):
                     log.info("run_requeued", run_id=claim.run_id, cause="interrupted by shutdown")
                 return
-            recover_run(self.store, self.settings, claim.run_id, claim.attempt, describe_exit(status), ReapReport())
+            error_code, cause, stage = self.watchdog.explain(claim, status)
+            recover_run(self.store, self.settings, claim.run_id, claim.attempt, cause, ReapReport(),
+                        code=error_code, stage=stage)
         except (RunnerError, OSError) as exc:
             log.error("run_recovery_failed", run_id=claim.run_id, error=str(exc))
 
@@ -330,7 +339,8 @@ def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
         if state is None:
             log.error("run_missing", run_id=claim.run_id)
             return 1
-        outcome = execute_run(services, state.request, attempt=claim.attempt,
+        marker = StageMarker(mark_path(settings, claim.run_id), claim.attempt)  # the watchdog's clock
+        outcome = execute_run(services, state.request, attempt=claim.attempt, progress=marker,
                               should_stop=lambda: stop["requested"])
     except Superseded as exc:
         log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))

@@ -10,7 +10,7 @@ from config.log import get_logger
 from handlers.launcher import RunLauncher
 from persistence.commands import CreateRun
 from persistence.ports import DirectWrite, RunStore
-from persistence.records import STAGE_NUMBERS, RunRequest, RunState, RunStatus, StageState
+from persistence.records import STAGE_NUMBERS, RunErrorInfo, RunRequest, RunState, RunStatus, StageState
 
 log = get_logger(__name__)
 
@@ -79,7 +79,7 @@ def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
         "status": str(state.status),
         "current_stage": state.current_stage,
         "stages": stages,
-        "error": state.error.as_dict() if state.error else None,
+        "error": public_error(state.error),
         "source": read.source,
         "usage": _usage(state),
     }
@@ -91,3 +91,16 @@ def _usage(state: RunState) -> dict[str, Any] | None:
     if total is None:
         return None
     return {key: total[key] for key in ("calls", "prompt_tokens", "completion_tokens", "cost_usd")}
+
+
+# Versions before issue 11 appended a dead run's last JSON log lines to its error message.
+_LEGACY_LOG_TAIL = "; last log lines:"
+
+
+def public_error(error: RunErrorInfo | None) -> dict[str, Any] | None:
+    """A run's error as the status API shows it: never internal log lines, even in old rows."""
+    if error is None:
+        return None
+    shown = error.as_dict()
+    shown["message"] = error.message.split(_LEGACY_LOG_TAIL, 1)[0]
+    return shown

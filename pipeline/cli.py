@@ -23,7 +23,8 @@ from config.modes import Mode
 from config.paths import check_run_id
 from config.settings import Settings
 from persistence.commands import CreateRun
-from persistence.records import RunRequest, RunStatus
+from persistence.records import RunErrorInfo, RunRequest, RunStatus
+from pipeline.blob_rules import display_url
 from pipeline.brands import list_brand_ids, load_all_brands, load_brand
 from pipeline.documents import is_url, read_local
 
@@ -151,7 +152,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             _error(f"run {run_id} already completed; nothing to do (use a new --run-id to run again)")
             return _summary(settings, run_id, RunStatus.COMPLETED, None)
         attempt = (state.attempt if state else 0) + 1
-        print(f"run {run_id}: {args.brand} <- {Path(args.document).name} "
+        print(f"run {run_id}: {args.brand} <- {display_url(args.document)} "
               f"(mode {settings.mode}, engine {settings.engine})", file=sys.stderr, flush=True)
         outcome = execute_run(app.services, request, attempt=attempt, progress=StderrProgress(sys.stderr))
     finally:
@@ -164,7 +165,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
                     usage=total.as_dict() if total else None, cache_hits=list(outcome.cache_hits))
 
 
-def _summary(settings: Settings, run_id: str, status: RunStatus, error: object, *,
+def _summary(settings: Settings, run_id: str, status: RunStatus, error: RunErrorInfo | None, *,
              usage: dict[str, object] | None = None, cache_hits: list[int] | None = None) -> int:
     files = settings.mode.writes_files
     run_dir = settings.output_dir / run_id
@@ -174,7 +175,7 @@ def _summary(settings: Settings, run_id: str, status: RunStatus, error: object, 
         "mode": str(settings.mode),
         "output_dir": str(run_dir) if files else None,
         "report": str(run_dir / "report.md") if files and status is RunStatus.COMPLETED else None,
-        "error": error.as_dict() if error is not None else None,  # type: ignore[attr-defined]
+        "error": error.as_dict() if error is not None else None,
         "usage": usage,
         "cache_hits": cache_hits or [],
     }
@@ -190,8 +191,7 @@ def _summary(settings: Settings, run_id: str, status: RunStatus, error: object, 
     if summary["report"]:
         lines.append(f"report: {summary['report']}")
     if error is not None:
-        shown = summary["error"]
-        lines.append(f"error: stage {shown['stage']}: {shown['message']} [{shown['code']}]")
+        lines.append(f"error: stage {error.stage}: {error.message} [{error.code}]")
     print("\n".join(lines), file=sys.stderr, flush=True)
     print(json.dumps(summary), flush=True)
     return EXIT_OK if status is RunStatus.COMPLETED else EXIT_FAILED

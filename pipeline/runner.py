@@ -12,7 +12,6 @@ finished stages saved so the dispatcher requeues it (``interrupted`` with ``retr
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from persistence.records import (
     StageResult,
     utcnow,
 )
+from pipeline.blob_rules import display_url
 from pipeline.brands import load_brand
 from pipeline.document import Document
 from pipeline.engine import CostedEngine, Engine
@@ -130,8 +130,8 @@ def execute_run(
     llm = LlmRun.begin(services.engine, services.stage_cache, services.max_cost_usd,
                        recorded.usage if recorded else None)
     store.apply(RecordUsage(request.run_id, attempt, written_by(services.engine, llm)))
-    # Never the query string: a signed blob URL carries its token there.
-    log.info("run_started", brand=request.company_id, document=request.document_url.split("?", 1)[0],
+    # Never the query or fragment: a signed blob URL carries its token there.
+    log.info("run_started", brand=request.company_id, document=display_url(request.document_url),
              stages_done=sorted(done), engine=services.engine.name)
     current = 1
     try:
@@ -162,7 +162,7 @@ def execute_run(
                 store.apply(RecordUsage(request.run_id, attempt, llm.snapshot()))
         current = 0
         report = render_report(run_id=request.run_id, brand=brand, document=document, outputs=outputs,
-                               **_written_by(services.engine))
+                               engine=services.engine.name, model=_model_of(services.engine))
         store.apply(CompleteRun(request.run_id, attempt, report))
     except ProviderUnavailable as exc:
         # Not the run's fault and not final: keep what is finished, go back to QUEUED, resume later.
@@ -202,15 +202,9 @@ def _record_spend(store: RunStore, request: RunRequest, attempt: int, llm: LlmRu
         store.apply(RecordUsage(request.run_id, attempt, llm.snapshot()))
 
 
-def _written_by(engine: Engine) -> dict[str, Any]:
-    """The report header's engine and model (contract §10: report.md names them in its first lines).
-
-    Issue 10's ``render_report(..., engine, model)`` names them; until that signature is on this
-    branch the keywords are passed only when it accepts them, so either merge order works.
-    """
-    if "engine" not in inspect.signature(render_report).parameters:
-        return {}
-    return {"engine": engine.name, "model": engine.model if isinstance(engine, CostedEngine) else None}
+def _model_of(engine: Engine) -> str | None:
+    """The model the report names in its first lines (contract §10); None for the offline engine."""
+    return engine.model if isinstance(engine, CostedEngine) else None
 
 
 def _save(services: RunServices, request: RunRequest, attempt: int, stage: int, output: Mapping[str, Any],

@@ -236,6 +236,8 @@ def test_run_json_names_engine_model_usage_per_stage_and_the_cached_stages(fake,
     assert sorted(doc["usage"]["stages"]) == ["1", "2", "3", "4", "5"]
     assert first.total_usage is not None and doc["usage"]["total"] == first.total_usage.as_dict()
     assert doc["cache"] == {"stages": []}
+    head = (tmp_path / "r1" / "report.md").read_text().splitlines()[:5]
+    assert "- **Engine:** openrouter, model `google/gemini-2.5-flash`" in head
     second = json.loads((tmp_path / "r2" / "run.json").read_text())
     assert second["cache"] == {"stages": [1, 2, 3]} and second["usage"]["total"]["calls"] == 2
     body = run_status(services.store, "r2")
