@@ -9,14 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# A fixed, unprivileged user. Railway mounts volumes as root: a volume-backed OUTPUT_DIR needs
-# RAILWAY_RUN_UID=0 (or a chown at start), otherwise writes to it fail (cron validate says so).
+# A fixed, unprivileged user that runs the app. Railway mounts volumes as root: the entrypoint
+# (docker/entrypoint.sh) gives the volume to this user, then drops to it with setpriv.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
 
 # Dependencies first, in their own layer: a code change does not reinstall them.
+# requirements.txt is the generated lock (scripts/lock.py): every distribution pinned and hashed.
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt
 
 # Exactly what runs: no tests, no bench, no docs.
 COPY config ./config
@@ -27,11 +28,14 @@ COPY data/brand-profiles ./data/brand-profiles
 COPY data/samples ./data/samples
 COPY sql ./sql
 COPY Procfile ./
+COPY docker ./docker
 
 # The default OUTPUT_DIR (no volume) must be writable by the app user; the code stays root-owned.
 RUN mkdir -p /app/data/test-outputs && chown app:app /app/data/test-outputs
 
-USER 10001:10001
+# No USER: the entrypoint starts as root only to fix the volume's owner, then runs every command
+# (web, worker, cron, pre-deploy) as app. Nothing else in the image runs as root.
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
 
 EXPOSE 8000
 

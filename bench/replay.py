@@ -121,7 +121,7 @@ def floor(url: str, calls: list[Any]) -> float:
             conn.commit()
     seconds = time.perf_counter() - started
     with psycopg.connect(url) as conn:
-        stored = conn.execute("SELECT count(*) FROM bench_floor.spool_record").fetchone()[0]
+        stored = (conn.execute("SELECT count(*) FROM bench_floor.spool_record").fetchone() or (0,))[0]
     if stored != len(rows):
         raise RuntimeError(f"floor stored {stored} rows, expected {len(rows)}")
     return seconds
@@ -170,7 +170,7 @@ def check(url: str, settings: Any, runs: int, cards: int) -> dict[str, Any]:
     from persistence.spool import Spool
 
     with psycopg.connect(url) as conn:
-        total, completed, stages, stored_cards = conn.execute(COUNTS).fetchone()
+        total, completed, stages, stored_cards = conn.execute(COUNTS).fetchone() or (0, 0, 0, 0)
     queue = Spool(settings.spool_dir)
     found = {"runs": total, "completed": completed, "stage_rows": stages, "cards": stored_cards,
              "spool_left": queue.count(), "dead": sum(1 for _ in queue.dead())}

@@ -89,7 +89,8 @@ def sample_run(run_id: str = "bench-sample") -> tuple[dict[int, dict[str, Any]],
     outputs: dict[int, dict[str, Any]] = {}
     for number in (1, 2, 3, 4, 5):
         outputs[number] = run_stage(number, engine, document=document, brand=brand, previous=outputs)
-    return outputs, render_report(run_id=run_id, brand=brand, document=document, outputs=outputs)
+    return outputs, render_report(run_id=run_id, brand=brand, document=document, outputs=outputs,
+                                  engine=engine.name, model=None)
 
 
 def free_port() -> int:
@@ -127,10 +128,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, out: T
                for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric)) + " |"
+        padded = (c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric, strict=True))
+        return "| " + " | ".join(padded) + " |"
 
     print(line(cells[0]), file=out)
-    print("|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2)) for w, n in zip(widths, numeric)) + "|",
+    rules = (("-" * (w + 1) + ":") if n else ("-" * (w + 2)) for w, n in zip(widths, numeric, strict=True))
+    print("|" + "|".join(rules) + "|",
           file=out)
     for row in cells[1:]:
         print(line(row), file=out)

@@ -24,6 +24,13 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENGINES = ("auto", "offline", "openrouter")
+# Where runs execute: "local" (the web host's dispatcher) or "workers" (a worker service, any host).
+RUN_DISPATCH_MODES = ("local", "workers")
+# Whether OUTPUT_DIR outlives the container: "auto" decides from the Railway volume.
+DURABILITY_CHOICES = ("auto", "durable", "ephemeral")
+# Strict structured outputs, 1M-token context, low price per token (README: "The LLM engine").
+DEFAULT_LLM_MODEL = "google/gemini-2.5-flash"
+DEFAULT_APP_TITLE = "Innovation Pipeline Runner"
 DEFAULT_BLOB_HOSTS = "*.public.blob.vercel-storage.com,*.private.blob.vercel-storage.com"
 SECRET_FIELDS = frozenset(
     {"database_url", "database_url_non_pooling", "webhook_secret", "api_token",
@@ -39,6 +46,8 @@ class Settings:
     database_url_non_pooling: str | None = None
     enable_database_writes: bool = True
     enable_file_fallback: bool = True
+    # Server-side prepared statements for the hot writes; false behind a transaction-mode pooler.
+    database_prepared_statements: bool = True
     output_dir: Path = APP_DIR / "data" / "test-outputs"
     data_dir: Path = APP_DIR / "data"
     webhook_secret: str | None = None
@@ -49,11 +58,20 @@ class Settings:
     max_document_bytes: int = 52_428_800
     openrouter_api_key: str | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
-    llm_model: str = "deepseek/deepseek-chat"
+    llm_model: str = DEFAULT_LLM_MODEL
+    llm_fallback_models: tuple[str, ...] = ()
+    llm_max_cost_per_run: float | None = None
+    llm_stage_cache: bool = True
+    report_language: str | None = None
+    openrouter_app_url: str | None = None
+    openrouter_app_title: str = DEFAULT_APP_TITLE
     pipeline_engine: str = "auto"
     max_concurrent_runs: int = 2
     run_lease_seconds: int = 60
     max_run_attempts: int = 3
+    # A stage (or the document intake) running longer is killed and retried or failed with
+    # STAGE_TIMEOUT. Generous: an LLM stage with retries on a long report takes minutes.
+    stage_timeout_seconds: int = 900
     log_level: str = "INFO"
     port: int = 8000
     railway_environment: str | None = None
@@ -62,6 +80,8 @@ class Settings:
     callback_url: str | None = None  # CALLBACK_URL: POSTed when a run ends (may carry a token: a secret)
     callback_secret: str | None = None  # CALLBACK_SECRET; WEBHOOK_SECRET signs callbacks when unset
     run_retention_days: int | None = None  # RUN_RETENTION_DAYS; unset: runs are kept until pruned by hand
+    run_dispatch: str = "local"
+    output_durability: str = "auto"
     app_dir: Path = APP_DIR
     extras: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -114,6 +134,25 @@ class Settings:
     def callback_signing_secret(self) -> str | None:
         """The secret completion callbacks are signed with: CALLBACK_SECRET, else WEBHOOK_SECRET."""
         return self.callback_secret or self.webhook_secret
+
+    @property
+    def output_durable(self) -> bool:
+        """True when OUTPUT_DIR (and so the spool) outlives this container: declared, or on the volume."""
+        if self.output_durability == "auto":
+            return self.output_survives_redeploy
+        return self.output_durability == "durable"
+
+    @property
+    def durability(self) -> str:
+        """Why OUTPUT_DIR is (not) durable, in words for /health, logs and cron validate."""
+        if self.output_durability != "auto":
+            return f"{self.output_durability} (declared by OUTPUT_DURABILITY)"
+        if self.volume_mount_path is None:
+            return ("ephemeral (on Railway without a volume)" if self.railway_environment
+                    else "durable (local disk, not on Railway)")
+        if self.output_survives_redeploy:
+            return f"durable (on the volume at {self.volume_mount_path})"
+        return f"ephemeral (OUTPUT_DIR is outside the volume at {self.volume_mount_path})"
 
     def require_runnable(self) -> None:
         """Raise ConfigError if nothing would be saved (mode INVALID)."""
@@ -203,6 +242,31 @@ class _Parser:
             return default
         return number
 
+    def models(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        models = tuple(m.strip() for m in value.split(",") if m.strip())
+        for model in models:
+            if "/" not in model or " " in model:
+                self.problems.append(f"{name} entry {model!r} is not an OpenRouter model id: use 'vendor/model', "
+                                     "comma-separated (e.g. openai/gpt-4.1-mini)")
+        return models
+
+    def money(self, name: str) -> float | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        try:
+            amount = float(value.removeprefix("$"))
+        except ValueError:
+            amount = -1.0
+        if not (0 < amount < 1e6):  # also refuses nan and inf
+            self.problems.append(f"{name}={value!r} must be a positive amount in USD (e.g. 0.50); "
+                                 "unset it for no ceiling")
+            return None
+        return amount
+
     def choice(self, name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
         value = self.raw(name)
         if value is None:
@@ -250,6 +314,7 @@ class _Parser:
             or database_url,
             enable_database_writes=self.boolean("ENABLE_DATABASE_WRITES", True),
             enable_file_fallback=self.boolean("ENABLE_FILE_FALLBACK", True),
+            database_prepared_statements=self.boolean("DATABASE_PREPARED_STATEMENTS", True),
             output_dir=self.path("OUTPUT_DIR", default_out),
             data_dir=self.path("DATA_DIR", APP_DIR / "data"),
             webhook_secret=self.raw("WEBHOOK_SECRET"),
@@ -261,11 +326,18 @@ class _Parser:
             openrouter_api_key=self.raw("OPENROUTER_API_KEY"),
             openrouter_base_url=self.url("OPENROUTER_BASE_URL", ("https", "http"))
             or "https://openrouter.ai/api/v1",
-            llm_model=self.raw("LLM_MODEL") or "deepseek/deepseek-chat",
+            llm_model=self.raw("LLM_MODEL") or DEFAULT_LLM_MODEL,
+            llm_fallback_models=self.models("LLM_FALLBACK_MODELS"),
+            llm_max_cost_per_run=self.money("LLM_MAX_COST_PER_RUN"),
+            llm_stage_cache=self.boolean("LLM_STAGE_CACHE", True),
+            report_language=self.raw("REPORT_LANGUAGE"),
+            openrouter_app_url=self.url("OPENROUTER_APP_URL", ("https", "http")),
+            openrouter_app_title=self.raw("OPENROUTER_APP_TITLE") or DEFAULT_APP_TITLE,
             pipeline_engine=self.choice("PIPELINE_ENGINE", "auto", ENGINES),
             max_concurrent_runs=self.integer("MAX_CONCURRENT_RUNS", 2, low=1, high=64),
             run_lease_seconds=self.integer("RUN_LEASE_SECONDS", 60, low=5, high=3600),
             max_run_attempts=self.integer("MAX_RUN_ATTEMPTS", 3, low=1, high=20),
+            stage_timeout_seconds=self.integer("STAGE_TIMEOUT_SECONDS", 900, low=1, high=86_400),
             log_level=self.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             port=self.integer("PORT", 8000, low=1, high=65535),
             railway_environment=self.raw("RAILWAY_ENVIRONMENT_NAME") or self.raw("RAILWAY_ENVIRONMENT"),
@@ -275,6 +347,8 @@ class _Parser:
             callback_secret=self.raw("CALLBACK_SECRET"),
             run_retention_days=(self.integer("RUN_RETENTION_DAYS", 0, low=1, high=36500)
                                 if self.raw("RUN_RETENTION_DAYS") else None),
+            run_dispatch=self.choice("RUN_DISPATCH", "local", RUN_DISPATCH_MODES),
+            output_durability=self.choice("OUTPUT_DURABILITY", "auto", DURABILITY_CHOICES),
             extras={k: v for k, v in self.env.items() if k.startswith("RAILWAY_")},
         )
         if settings.pipeline_engine == "openrouter" and not settings.openrouter_api_key:
@@ -285,6 +359,11 @@ class _Parser:
             self.problems.append("CALLBACK_URL needs a signing secret: set CALLBACK_SECRET or WEBHOOK_SECRET")
         if settings.callback_url and settings.callback_url.startswith("http:") and not settings.blob_allow_http:
             self.problems.append("CALLBACK_URL must be https (http only with BLOB_ALLOW_HTTP=true, for local testing)")
+        if settings.run_dispatch == "workers" and settings.mode is Mode.FILE_ONLY:
+            self.problems.append(
+                "RUN_DISPATCH=workers needs the database as the queue (worker services on other hosts claim runs "
+                "from PostgreSQL): set DATABASE_URL and ENABLE_DATABASE_WRITES=true, or use RUN_DISPATCH=local"
+            )
         if self.problems:
             raise ConfigError(self.problems)
         return settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from config.errors import ConfigError, Conflict, InvalidInput, NotFound, RunnerError, StoreError
+from config.errors import ConfigError, Conflict, InvalidInput, NotDurable, NotFound, RunnerError, StoreError
 from config.log import configure_logging, get_logger
 from config.modes import Mode
 from config.settings import Settings
@@ -16,7 +16,7 @@ from handlers.admin_routes import operations
 from handlers.dashboard import dashboard
 from handlers.dashboard.auth import configure_sessions
 from handlers.health import probe_for
-from handlers.launcher import DispatcherLauncher, RunLauncher
+from handlers.launcher import RunLauncher, launcher_for
 from handlers.metrics import HostProbes, WebMetrics
 from handlers.ops_routes import count_webhook_answer, ops
 from handlers.payload import InvalidPayload
@@ -24,9 +24,10 @@ from handlers.results_routes import api
 from handlers.routes import WebServices, health, runs, status
 from handlers.webhook_signature import SignatureError
 from persistence import factory
+from persistence.errors import RunNotRecorded
 from persistence.factory import build_persistence
 from persistence.outbox.factory import build_outbox
-from persistence.ports import Pingable, RunStore
+from persistence.ports import DirectWrite, Pingable, RunStore
 from persistence.query.factory import build_query
 
 log = get_logger(__name__)
@@ -43,18 +44,21 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     database: Pingable | None = None
+    direct: DirectWrite | None = None
     if store is None and settings.mode is not Mode.INVALID:
         persistence = build_persistence(settings, connection_per_thread=True)  # gthread: a connection per thread
         store, database = persistence.store, persistence.database
+        # No durable disk: an accepted run must reach PostgreSQL, or the sender is told to retry.
+        direct = None if settings.output_durable else persistence.direct
     query = build_query(settings) if settings.mode is not Mode.INVALID else None
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Werkzeug would answer '//' in a path with an HTML 308 redirect; every answer here is JSON.
     app.url_map.merge_slashes = False
-    launcher = launcher or DispatcherLauncher(settings)
+    launcher = launcher or launcher_for(settings)
     app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, database=database,
-                                           query=query)
+                                           direct=direct, query=query)
     probe_for(app, database)
     outbox = build_outbox(settings) if settings.callback_url and settings.mode is not Mode.INVALID else None
     app.extensions["metrics"] = WebMetrics(query, HostProbes(
@@ -66,7 +70,8 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     app.after_request(count_webhook_answer)
     app.register_error_handler(RunnerError, error_response)
     app.register_error_handler(HTTPException, error_response)
-    log.info("web_app_ready", mode=str(settings.mode), store=store.name if store is not None else None,
+    log.info("web_app_ready", mode=str(settings.mode), durability=settings.durability,
+             run_dispatch=settings.run_dispatch, store=store.name if store is not None else None,
              webhook_secret="set" if settings.webhook_secret else "unset",
              api_token="set" if settings.api_token else "unset", environment=settings.railway_environment)
     return app
@@ -87,6 +92,11 @@ def error_response(exc: RunnerError | HTTPException) -> Response:
     body: dict[str, object] = {"error": exc.message, "code": exc.code}
     if isinstance(exc, InvalidPayload):
         body["fields"] = exc.fields
+    elif isinstance(exc, NotDurable):
+        pass  # its message is ours (no driver text): the sender should know why and when to retry
+    elif isinstance(exc, RunNotRecorded):
+        # Our own words (where and why, never a connection string): the sender must retry.
+        body["error"] = f"the run was not recorded: {exc.message}"
     elif isinstance(exc, StoreError):
         # Driver messages can name hosts; the detail goes to the log, not to the caller.
         body["error"] = "the run store is unavailable (the run may not be recorded): retry later"
@@ -97,4 +107,6 @@ def error_response(exc: RunnerError | HTTPException) -> Response:
     response.status_code = code
     if isinstance(exc, SignatureError):
         response.headers["WWW-Authenticate"] = 'Webhook realm="standard-webhooks"'
+    if isinstance(exc, NotDurable):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response

@@ -10,8 +10,15 @@
   exactly one claimed attempt; at most MAX_CONCURRENT_RUNS at once, the rest stay QUEUED;
 * leases are renewed by heartbeat for live children; a child that dies is requeued to resume
   from its last finished stage, or failed with its cause after MAX_RUN_ATTEMPTS;
+* a child whose stage outlives STAGE_TIMEOUT_SECONDS is killed (handlers/watchdog.py) and
+  retried, or failed with STAGE_TIMEOUT;
 * on SIGTERM it stops claiming, asks children to stop after their current stage, and waits
   up to RAILWAY_DEPLOYMENT_DRAINING_SECONDS; interrupted runs go back to QUEUED.
+
+As a worker service (RUN_DISPATCH=workers), ``python -m handlers.dispatcher`` is the service's
+own process: any number of them, each on its own state folder, claim from the one PostgreSQL
+queue (SKIP LOCKED, leases, attempt fencing). The web host then starts its own with
+``--no-claims``: it only replays the host's spool and recovers lapsed leases, and never runs a run.
 
 The loop is single-threaded on purpose: forking a process that has threads is unsafe.
 """
@@ -36,7 +43,8 @@ from config.paths import RUN_ID_PATTERN
 from config.settings import Settings
 from handlers import dispatch_socket
 from handlers.child_stopper import ChildStopper
-from handlers.recovery import ReapReport, describe_exit, reap, recover_run
+from handlers.recovery import ReapReport, reap, recover_run
+from handlers.watchdog import StageMarker, Watchdog, mark_path
 from persistence import atomic
 from persistence.queue import Claim
 from persistence.records import RunStatus
@@ -70,7 +78,7 @@ def state_identity(settings: Settings) -> str:
 class Dispatcher:
     """Claims runs and forks one child per run; see the module docstring."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, claims: bool = True) -> None:
         # The fork server's preload: everything a run needs is imported and parsed once here,
         # so a forked run starts its first stage without paying for it.
         import pipeline.fetch  # noqa: F401  (a run fetches its document first)
@@ -78,6 +86,7 @@ class Dispatcher:
         from pipeline.brands import load_all_brands
 
         self.settings = settings
+        self.claims = claims  # False on a web host whose runs execute on worker services
         self.app = bootstrap(settings)
         load_all_brands(settings.brands_dir)
         self.store = self.app.persistence.store
@@ -86,6 +95,7 @@ class Dispatcher:
         self.owner = f"{self.identity}/{os.getpid()}-{int(time.time() * 1000)}"
         self.children: dict[int, Child] = {}
         self.stopper = ChildStopper()  # cancelled or superseded runs: SIGTERM, then SIGKILL after a grace
+        self.watchdog = Watchdog(settings)
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
@@ -100,7 +110,7 @@ class Dispatcher:
         self.listener = dispatch_socket.open_listener(self.settings)
         self._install_signals()
         log.info("dispatcher_started", owner=self.owner, max_concurrent_runs=self.settings.max_concurrent_runs,
-                 lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode))
+                 lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode), claims=self.claims)
         self._recover(startup=True)
         while not self.stopping:
             self._tick()
@@ -141,6 +151,7 @@ class Dispatcher:
         if self.stopping:
             return
         self._stop_cancelled(wanted)
+        self.watchdog.check(self.children)
         now = time.monotonic()
         if now - self.last_heartbeat >= max(1.0, self.settings.run_lease_seconds / 3):
             self._heartbeat()
@@ -151,7 +162,8 @@ class Dispatcher:
         if now - self.last_replay >= REPLAY_EVERY_S:
             self._replay_spool()
             self.last_replay = now
-        self._fill_slots(wanted)
+        if self.claims:
+            self._fill_slots(wanted)
 
     def _read_notifications(self) -> list[str]:
         ids: list[str] = []
@@ -173,7 +185,7 @@ class Dispatcher:
 
     def _fill_slots(self, wanted: list[str]) -> None:
         free = self.settings.max_concurrent_runs - len(self.children)
-        if free <= 0:
+        if free <= 0 or self._provider_down():
             return
         lease = self.settings.run_lease_seconds
         running = {c.claim.run_id for c in self.children.values()}
@@ -190,6 +202,14 @@ class Dispatcher:
             log.error("dispatcher_claim_failed", error=str(exc), code=_code(exc))
         for claim in claims:
             self._start(claim)
+
+    def _provider_down(self) -> bool:
+        """While the host's OpenRouter breaker is open, runs stay QUEUED: that is a requeued run's delay."""
+        if self.settings.engine != "openrouter":
+            return False
+        from pipeline.openrouter.breaker import ProviderBreaker, breaker_path
+
+        return ProviderBreaker(breaker_path(self.settings.state_dir)).open_for() > 0
 
     def _heartbeat(self) -> None:
         for pid, child in list(self.children.items()):
@@ -280,6 +300,8 @@ class Dispatcher:
         stopped_because = self.stopper.forget(pid)
         log.info("run_process_exited", run_id=claim.run_id, attempt=claim.attempt, exit_code=code,
                  seconds=round(time.monotonic() - child.started, 3), stopped_because=stopped_because)
+        if code in (0, EXIT_SUPERSEDED, EXIT_INTERRUPTED) or stopped_because is not None:
+            self.watchdog.forget(claim)
         if code in (0, EXIT_SUPERSEDED) or stopped_because is not None:
             return  # stopped on purpose: the run already moved on (cancelled, or another attempt owns it)
         try:
@@ -287,7 +309,9 @@ class Dispatcher:
                 if self.store.requeue(claim.run_id, claim.attempt, "interrupted by shutdown"):
                     log.info("run_requeued", run_id=claim.run_id, cause="interrupted by shutdown")
                 return
-            recover_run(self.store, self.settings, claim.run_id, claim.attempt, describe_exit(status), ReapReport())
+            error_code, cause, stage = self.watchdog.explain(claim, status)
+            recover_run(self.store, self.settings, claim.run_id, claim.attempt, cause, ReapReport(),
+                        code=error_code, stage=stage)
         except (RunnerError, OSError) as exc:
             log.error("run_recovery_failed", run_id=claim.run_id, error=str(exc))
 
@@ -337,7 +361,8 @@ def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
         if state is None:
             log.error("run_missing", run_id=claim.run_id)
             return 1
-        outcome = execute_run(services, state.request, attempt=claim.attempt, claimed=True,
+        marker = StageMarker(mark_path(settings, claim.run_id), claim.attempt)  # the watchdog's clock
+        outcome = execute_run(services, state.request, attempt=claim.attempt, progress=marker,
                               should_stop=lambda: stop["requested"])
     except Superseded as exc:
         log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))
@@ -381,9 +406,13 @@ def _try_lock(handle: IO[bytes]) -> bool:
     return True
 
 
-def main() -> int:
-    """Entry point of ``python -m handlers.dispatcher``."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m handlers.dispatcher [--no-claims]``."""
     configure_logging("INFO", json=True)  # before settings: even a configuration error is a JSON line
+    args = sys.argv[1:] if argv is None else argv
+    if any(arg != "--no-claims" for arg in args):
+        log.error("dispatcher_usage", error=f"unknown arguments {args}: the only option is --no-claims")
+        return 2
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level, json=True)
@@ -393,7 +422,7 @@ def main() -> int:
             log.info("dispatcher_not_needed", reason="another dispatcher serves this state folder")
             return 0
         with lock:
-            Dispatcher(settings).serve()
+            Dispatcher(settings, claims="--no-claims" not in args).serve()
     except RunnerError as exc:
         log.error("dispatcher_refused_to_start", code=exc.code, error=str(exc))
         return 2

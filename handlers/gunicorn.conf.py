@@ -1,11 +1,13 @@
 """Gunicorn settings for the web process: ``gunicorn -c handlers/gunicorn.conf.py "handlers.app:create_app()"``.
 
 Read from the environment here, at the edge, because gunicorn loads this file before any app
-exists: PORT, WEB_CONCURRENCY, LOG_LEVEL and RAILWAY_DEPLOYMENT_DRAINING_SECONDS.
+exists: PORT, WEB_CONCURRENCY, LOG_LEVEL, RAILWAY_DEPLOYMENT_DRAINING_SECONDS and
+FORWARDED_ALLOW_IPS (the worker, handlers/web_worker.py, reads WEB_READ_TIMEOUT_SECONDS).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -27,15 +29,19 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
 
 # Dual-stack listener: Railway's private network is IPv6-only, its public edge reaches us over IPv4.
 bind = [f"[::]:{os.environ.get('PORT', '8000').strip() or '8000'}"]
-worker_class = "gthread"
+# gthread whose event loop buffers each request before a thread sees it: slow or idle clients
+# cost a socket, never a thread, and get a JSON 408 after WEB_READ_TIMEOUT_SECONDS.
+worker_class = "handlers.web_worker.FrontedThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = 8
 timeout = 30
 # Railway sends SIGTERM, then SIGKILL after the draining period: finish requests within it.
 graceful_timeout = int(os.environ.get("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "30") or "30")
-# Railway's edge proxies terminate TLS and connect from addresses we cannot list in advance;
-# trusting X-Forwarded-Proto/For from any peer is safe because only the edge can reach the port.
-forwarded_allow_ips = "*"
+# Peers whose X-Forwarded-*/X-Real-IP headers are believed. Railway documents the headers its
+# edge sets (X-Real-IP, X-Forwarded-Proto: https) but no address range for the edge, so by
+# default nobody is trusted and the access log shows the TCP peer. An operator who knows the
+# proxy's range can list it (comma-separated addresses or networks).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
 # The worker heartbeat file on a tmpfs: a slow or full disk must not make the arbiter kill workers.
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
@@ -67,7 +73,6 @@ class JsonLogger(glogging.Logger):
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         """One line per request: method, path (no query string), status, duration, client; no headers."""
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
         extra = environ.get("runner.access_log_fields") or {}  # set by POST /run: run id and outcome
         get_logger("gunicorn.access").info(
             "request",
@@ -75,10 +80,38 @@ class JsonLogger(glogging.Logger):
             path=environ.get("PATH_INFO"),
             status=int(status) if str(status).isdigit() else status,
             duration_ms=round(request_time.total_seconds() * 1000, 1),
-            remote_addr=forwarded.split(",", 1)[0].strip() or environ.get("REMOTE_ADDR"),
+            remote_addr=client_address(environ, self.cfg.forwarded_allow_ips),
             bytes=getattr(resp, "sent", None),
             **extra,
         )
+
+
+def client_address(environ: dict[str, Any], trusted: list[str]) -> str | None:
+    """The TCP peer, or the X-Real-IP Railway's edge sets when the peer is a trusted proxy."""
+    peer = environ.get("REMOTE_ADDR")
+    if peer and peer.startswith("::ffff:"):  # the dual-stack listener reports IPv4 peers mapped
+        peer = peer.removeprefix("::ffff:")
+    real = (environ.get("HTTP_X_REAL_IP") or "").strip()
+    if not peer or not real or not _trusted(peer, trusted):
+        return peer
+    return real
+
+
+def _trusted(peer: str, trusted: list[str]) -> bool:
+    """True if ``peer`` is listed in FORWARDED_ALLOW_IPS (an address, a network, or ``*``)."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    for entry in trusted:
+        if entry.strip() == "*":
+            return True
+        try:
+            if address in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 logger_class = JsonLogger

@@ -1,7 +1,8 @@
 """The /health service: can this process record runs right now, and how well?
 
     unhealthy (503)  nothing can be written: INVALID mode, or every place a write could go
-                     (database, files, spool) is unavailable
+                     (database, files, spool) is unavailable; a disk with less than
+                     MIN_FREE_BYTES free counts as unwritable (``disk_free_bytes`` reports it)
     degraded  (200)  runs are still recorded, but somewhere second-best (database down, breaker
                      open, spool backlog, schema behind/drifted, a fallback folder not writable)
     healthy   (200)  everything as configured
@@ -25,11 +26,13 @@ from config.errors import StoreError
 from config.log import get_logger
 from config.modes import Mode
 from config.settings import Settings
+from persistence.errors import free_bytes
 from persistence.ports import Pingable
 
 log = get_logger(__name__)
 
 PROBE_TIMEOUT_S = 1.0
+MIN_FREE_BYTES = 64 * 1024  # below this OUTPUT_DIR counts as full: a stage output or spool record needs more
 PROBE_TTL_S = 5.0
 
 
@@ -136,13 +139,22 @@ def check_health(settings: Settings, probe: DatabaseProbe, *, breaker_state: Any
         "file_fallback": mode.writes_files, "database_connection": "skipped", "circuit": "closed",
         "spool_backlog": 0, "schema": "unknown", "version": version(settings),
         "environment": settings.railway_environment,
+        # Whether OUTPUT_DIR (the spool) outlives this container, and where runs execute: what this
+        # deployment does with a webhook during a database outage (see docs/runbook.md, 1.3).
+        "durability": "durable" if settings.output_durable else "ephemeral",
+        "durability_detail": settings.durability,
+        "run_dispatch": settings.run_dispatch,
     }
     if mode is Mode.INVALID:
         body["status"] = "unhealthy"
         return HealthReport(503, body)
     problems: list[str] = []
-    files_ok = writable(settings.output_dir)
-    spool_ok = writable(settings.spool_dir)
+    free = free_bytes(settings.output_dir)
+    body["disk_free_bytes"] = free
+    # A disk with less than MIN_FREE_BYTES left takes no run.json or spool record: not writable.
+    room = free is None or free >= MIN_FREE_BYTES
+    files_ok = writable(settings.output_dir) and room
+    spool_ok = writable(settings.spool_dir) and room
     try:
         body["spool_backlog"] = spool_backlog(settings)
     except (OSError, StoreError) as exc:

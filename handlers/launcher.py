@@ -6,6 +6,11 @@ runs one subprocess per run). gunicorn's master starts the dispatcher when it is
 stops it on exit (``start_host_services`` / ``stop_host_services``, called from
 handlers/gunicorn.conf.py). If the dispatcher died, the next webhook starts a new one: its host
 lock makes a second one harmless. A lost wake-up costs only latency: the dispatcher also polls.
+
+With RUN_DISPATCH=workers the web host runs no run at all: ``QueueLauncher`` leaves the recorded
+run QUEUED in PostgreSQL for the worker service (``python -m handlers.dispatcher`` on other
+hosts, which poll the queue), and the host's own dispatcher starts with ``--no-claims``: it
+only replays this host's spool and recovers lapsed leases.
 """
 
 from __future__ import annotations
@@ -39,6 +44,24 @@ class NullLauncher:
 
     def notify(self, run_id: str) -> None:
         """Do nothing."""
+
+
+class QueueLauncher:
+    """RUN_DISPATCH=workers: the recorded run waits in the PostgreSQL queue for a worker to claim it."""
+
+    def notify(self, run_id: str) -> None:
+        """Nothing to do: workers poll the queue (claims make a repeated delivery harmless)."""
+
+
+def launcher_for(settings: Settings) -> RunLauncher:
+    """The launcher of this deployment shape: the host's dispatcher, or the workers' queue."""
+    return QueueLauncher() if settings.run_dispatch == "workers" else DispatcherLauncher(settings)
+
+
+def dispatcher_argv(settings: Settings) -> list[str]:
+    """The command of this host's dispatcher: it claims runs unless runs execute on workers."""
+    argv = [sys.executable, "-m", "handlers.dispatcher"]
+    return [*argv, "--no-claims"] if settings.run_dispatch == "workers" else argv
 
 
 class DispatcherLauncher:
@@ -75,8 +98,8 @@ def ensure_dispatcher(settings: Settings, *, throttle: bool = True) -> bool:
             return False
         marker.write(b".")  # the write moves the file's mtime: the time of this spawn
         marker.flush()
-        process = subprocess.Popen([sys.executable, "-m", "handlers.dispatcher"], cwd=APP_DIR)
-    log.info("dispatcher_spawned", pid=process.pid, throttled=throttle)
+        process = subprocess.Popen(dispatcher_argv(settings), cwd=APP_DIR)
+    log.info("dispatcher_spawned", pid=process.pid, throttled=throttle, claims=settings.run_dispatch == "local")
     return True
 
 

@@ -3,7 +3,9 @@
 Used by the dispatcher (when a child exits abnormally, and at start-up for runs an earlier
 incarnation held) and by ``python -m handlers.cron reap`` (for leases that lapsed anywhere).
 A recovered run goes back to QUEUED and its next attempt resumes from the last finished stage;
-after MAX_RUN_ATTEMPTS it is FAILED with the exit cause and its last log lines.
+after MAX_RUN_ATTEMPTS it is FAILED with the cause in words (signal or exit code, out of memory,
+stage, document). The run's last log lines go to the log, never into the run's error: the status
+API shows that message to the frontend.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.errors import PROCESS_DIED
 from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
@@ -20,6 +23,7 @@ from persistence.commands import FailRun
 from persistence.ports import QueuedStore
 from persistence.queue import Lease
 from persistence.records import RunErrorInfo, utcnow
+from pipeline.blob_rules import display_url
 
 log = get_logger(__name__)
 
@@ -54,8 +58,8 @@ def last_log_lines(settings: Settings, run_id: str, count: int = LOG_TAIL_LINES)
 
 
 def recover_run(store: QueuedStore, settings: Settings, run_id: str, attempt: int, cause: str,
-                report: ReapReport) -> None:
-    """Requeue a run whose ``attempt`` died, or fail it once its attempts are used up."""
+                report: ReapReport, *, code: str = PROCESS_DIED, stage: int | None = None) -> None:
+    """Requeue a run whose ``attempt`` died, or fail it with ``code`` once its attempts are used up."""
     state = store.get_run(run_id)
     if state is None or state.status.finished or state.attempt != attempt:
         report.skipped.append(run_id)
@@ -68,13 +72,14 @@ def recover_run(store: QueuedStore, settings: Settings, run_id: str, attempt: in
         else:
             report.skipped.append(run_id)
         return
-    tail = last_log_lines(settings, run_id)
-    message = f"{cause}; gave up after {attempt} attempt(s) (MAX_RUN_ATTEMPTS={settings.max_run_attempts})"
-    if tail:
-        message += "; last log lines:\n" + "\n".join(tail)
-    stage = len(state.completed_stages) + 1
-    store.apply(FailRun(run_id, attempt, RunErrorInfo(stage=min(stage, 5), code="PROCESS_DIED", message=message)))
-    log.error("run_failed_after_retries", run_id=run_id, attempt=attempt, cause=cause)
+    document = display_url(state.request.document_url).rstrip("/").rsplit("/", 1)[-1] or "the document"
+    message = (f"{cause}; document {document}; gave up after {attempt} attempt(s) "
+               f"(MAX_RUN_ATTEMPTS={settings.max_run_attempts})")
+    if not stage:  # unknown, or the document intake: the runner counts intake as stage 1
+        stage = len(state.completed_stages) + 1
+    store.apply(FailRun(run_id, attempt, RunErrorInfo(stage=min(stage, 5), code=code, message=message)))
+    log.error("run_failed_after_retries", run_id=run_id, attempt=attempt, code=code, cause=cause,
+              last_log_lines=last_log_lines(settings, run_id))
     report.failed.append(run_id)
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized
 
-from config.errors import ConfigError, StoreError
+from config.errors import ConfigError
 from config.log import get_logger
 from config.paths import check_run_id
 from config.settings import Settings
@@ -21,7 +21,7 @@ from handlers.payload import parse_run_request
 from handlers.runs import run_status, submit_run
 from handlers.webhook_signature import verify
 from persistence import factory
-from persistence.ports import Pingable, RunStore
+from persistence.ports import DirectWrite, Pingable, RunStore
 from persistence.query.ports import RunQuery
 
 log = get_logger(__name__)
@@ -40,6 +40,8 @@ class WebServices:
     store: RunStore | None
     launcher: RunLauncher
     database: Pingable | None = None  # what /health probes (None: no database, or a store given by a test)
+    # Set when OUTPUT_DIR is not durable: accepted runs must reach PostgreSQL itself (never the spool).
+    direct: DirectWrite | None = None
     query: RunQuery | None = None  # the read side (persistence.query); None in INVALID mode
 
     def writable_store(self) -> RunStore:
@@ -69,7 +71,7 @@ def post_run() -> tuple[dict[str, str], int]:
     run = parse_run_request(web.settings, body)
     # Under gunicorn the access line names the run and the outcome: one log line per webhook.
     under_gunicorn = "gunicorn.socket" in request.environ
-    created = submit_run(store, web.launcher, run, announce=not under_gunicorn)
+    created = submit_run(store, web.launcher, run, direct=web.direct, announce=not under_gunicorn)
     request.environ[ACCESS_LOG_FIELDS] = {"run_id": run.run_id, "company_id": run.company_id,
                                           "outcome": "accepted" if created else "repeated"}
     return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
@@ -105,20 +107,7 @@ def get_status(run_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     require_bearer(web.settings.api_token)
     check_run_id(run_id)
     store = web.writable_store()
-    return run_status(store, run_id, usage_of(web.query, run_id)), 200, NO_STORE
-
-
-def usage_of(query: RunQuery | None, run_id: str) -> dict[str, Any] | None:
-    """The run's LLM usage where recorded; None without an LLM, or when it cannot be read now."""
-    if query is None:
-        return None
-    try:
-        run = query.show_run(run_id)
-    except StoreError as exc:
-        # The status itself comes from the store (with the spool folded in): usage is a bonus.
-        log.warning("usage_unreadable", run_id=run_id, code=exc.code)
-        return None
-    return dict(run.usage) if run is not None and run.usage else None
+    return run_status(store, run_id), 200, NO_STORE
 
 
 @health.get("/health")

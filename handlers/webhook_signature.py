@@ -5,8 +5,12 @@
     webhook-signature  space-separated ``v1,<base64 HMAC-SHA256>``; any one match is enough,
                        so a sender rotating its secret can sign with the old and the new one
 
-The signed content is ``f"{id}.{timestamp}.".encode() + body``. The secret is ``whsec_<base64>``
-(its decoded bytes are the key) or any other string (its UTF-8 bytes are the key).
+The signed content is ``f"{id}.{timestamp}.".encode() + body``. The secret is base64, with or
+without the ``whsec_`` prefix, with or without its ``=`` padding: its decoded bytes are the key,
+exactly as the official Standard Webhooks libraries read it (tests/unit/test_webhook_oracle.py
+checks both directions against the Python one). Where those libraries silently skip characters
+outside the base64 alphabet (and so may compute a key the sender never had), this module refuses
+the secret with a configuration error that says how to fix it.
 """
 
 from __future__ import annotations
@@ -37,15 +41,21 @@ class SignatureError(RunnerError):
 
 
 def secret_key(secret: str) -> bytes:
-    """The HMAC key for ``secret``: base64-decoded after ``whsec_``, else the raw UTF-8 bytes."""
-    if secret.startswith(SECRET_PREFIX):
-        try:
-            return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            # Never echo the secret: say only what shape is expected.
-            raise ConfigError("WEBHOOK_SECRET starts with 'whsec_' but the rest is not valid base64: "
-                              "copy the secret again from the sender") from exc
-    return secret.encode("utf-8")
+    """The HMAC key for ``secret``: the base64 after an optional ``whsec_``; missing padding is restored."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    # The official libraries accept unpadded base64 (Python's appends "=="): restore the padding.
+    padded = encoded + "=" * (-len(encoded) % 4)
+    try:
+        key = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        # Never echo the secret: say only what shape is expected.
+        raise ConfigError("WEBHOOK_SECRET is not base64 (Standard Webhooks secrets are 'whsec_<base64>' or the "
+                          "bare base64, as the sender's library reads them): copy the secret again from the "
+                          "sender, or generate one with `python -c \"import base64, os; "
+                          "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\"`") from exc
+    if not key:
+        raise ConfigError("WEBHOOK_SECRET decodes to an empty key: copy the secret again from the sender")
+    return key
 
 
 def _digest(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:

@@ -54,8 +54,9 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def dumps(value: Any) -> bytes:
-    """Canonical JSON bytes: indented, UTF-8, newline-terminated, key order preserved."""
-    return (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    """Canonical JSON bytes: compact (a third fewer bytes to write than indented), UTF-8,
+    newline-terminated, key order preserved."""
+    return (json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -225,17 +225,29 @@ class CircuitBreaker:
     def _update(self) -> Iterator[dict[str, Any]]:
         """Read, change and atomically rewrite the state under the host-wide lock (if it changed)."""
         with self._mutex:
-            if not self._dir_ready:
-                atomic.ensure_dir(self.dir)
-                self._dir_ready = True
-            with open(self.dir / LOCK_FILE, "a+b") as lock:
+            try:
+                if not self._dir_ready:
+                    atomic.ensure_dir(self.dir)
+                    self._dir_ready = True
+                lock = open(self.dir / LOCK_FILE, "a+b")  # noqa: SIM115 (closed below, after the yield)
+            except OSError as exc:
+                # A full or read-only state disk must not stop database calls: this change of
+                # state is not shared with other processes, which find out for themselves.
+                log.warning("breaker_state_unwritable", path=str(self.dir), error=type(exc).__name__, reason=str(exc))
+                yield _copy(self._read())
+                return
+            with lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 try:
                     current = self._read()
                     doc = _copy(current)
                     yield doc
                     if doc != current or self._cached is None:
-                        self._write(doc)
+                        try:
+                            self._write(doc)
+                        except OSError as exc:
+                            log.warning("breaker_state_unwritable", path=str(self.dir), error=type(exc).__name__,
+                                        reason=str(exc))
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, StageResult
+from persistence.records import FinalReport, OpportunityCard, RunErrorInfo, RunRequest, RunUsage, StageResult
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,40 @@ class FailRun:
 
 
 @dataclass(frozen=True)
+class ClaimRun:
+    """A claim the file mirror granted while the database could not answer (DUAL_WRITE), for the record.
+
+    Replayed, it gives the database the attempt and its lease, so a run whose process then died
+    is found by the reaper (a lapsed lease) instead of sitting in PROCESSING without one.
+    """
+
+    run_id: str
+    attempt: int
+    owner: str
+    lease_expires_at: datetime
+    kind: ClassVar[str] = "claim_run"
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as plain JSON values."""
+        return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "owner": self.owner,
+                "lease_expires_at": self.lease_expires_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class RecordUsage:
+    """Record which engine and model run the run and what its LLM calls cost so far (a whole snapshot)."""
+
+    run_id: str
+    attempt: int
+    usage: RunUsage
+    kind: ClassVar[str] = "record_usage"
+
+    def to_json(self) -> dict[str, Any]:
+        """The command as plain JSON values."""
+        return {"kind": self.kind, "run_id": self.run_id, "attempt": self.attempt, "usage": self.usage.as_dict()}
+
+
+@dataclass(frozen=True)
 class CancelRun:
     """Stop a QUEUED or PROCESSING run for good: CANCELLED, finished stages kept.
 
@@ -144,10 +178,10 @@ class RetryRun:
                 "requested_by": self.requested_by}
 
 
-Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun | CancelRun | RetryRun
+Command = CreateRun | StartAttempt | SaveStage | CompleteRun | FailRun | ClaimRun | RecordUsage | CancelRun | RetryRun
 
-KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind, CancelRun.kind,
-         RetryRun.kind)
+KINDS = (CreateRun.kind, StartAttempt.kind, SaveStage.kind, CompleteRun.kind, FailRun.kind, ClaimRun.kind,
+         RecordUsage.kind, CancelRun.kind, RetryRun.kind)
 
 
 def command_from_json(data: Mapping[str, Any]) -> Command:
@@ -169,6 +203,13 @@ def command_from_json(data: Mapping[str, Any]) -> Command:
                                                         cards=tuple(OpportunityCard(**c) for c in rep["cards"])))
     if kind == FailRun.kind:
         return FailRun(run_id, attempt, RunErrorInfo(**data["error"]))
+    if kind == ClaimRun.kind:
+        return ClaimRun(run_id, attempt, str(data["owner"]), datetime.fromisoformat(data["lease_expires_at"]))
+    if kind == RecordUsage.kind:
+        usage = RunUsage.from_dict(data["usage"])
+        if usage is None:
+            raise ValueError("a record_usage command names no engine")
+        return RecordUsage(run_id, attempt, usage)
     if kind == CancelRun.kind:
         stage = data.get("stage")
         return CancelRun(run_id, attempt, int(stage) if stage is not None else None, str(data["requested_by"]))

@@ -1,14 +1,14 @@
 """The one place that turns Settings into a RunStore for the mode of contract §3.
 
-    FILE_ONLY                 FileStore(OUTPUT_DIR)
+    FILE_ONLY                 FileStore(OUTPUT_DIR), whose run writes wait out a full disk
     DATABASE_ONLY             ResilientStore(PostgresStore, spool, breaker, retry)
-    DUAL_WRITE                the same, plus FileStore(OUTPUT_DIR) as a full mirror
+    DUAL_WRITE                the same, plus FileMirror(FileStore(OUTPUT_DIR)) as the record's mirror
     INVALID                   ConfigError: nothing would be saved
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from config.log import get_logger
@@ -16,8 +16,9 @@ from config.modes import Mode
 from config.settings import Settings
 from persistence.breaker import BreakerPolicy, CircuitBreaker
 from persistence.files import FileStore
+from persistence.mirror import FileMirror
 from persistence.outbox.factory import outbox_dir
-from persistence.ports import Pingable, QueuedStore, Replayable
+from persistence.ports import DirectWrite, Pingable, QueuedStore, Replayable
 from persistence.resilient import ResilientStore
 from persistence.retry import RetryPolicy
 from persistence.spool import ReplayReport, Spool
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 WEB_POOL_SIZE = 4  # database connections per web worker (its 8 threads share them)
+
+MIRROR_WATERMARK = "mirror-healed-at"  # under state_dir: the record's changes mirrored up to here
 
 
 def build_breaker(settings: Settings, policy: BreakerPolicy | None = None) -> CircuitBreaker:
@@ -48,14 +51,18 @@ def build_resilient(
 
     if not settings.database_url:
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
+    bounds = replace(timeouts or DbTimeouts(), prepare=settings.database_prepared_statements)
     # The web process (connection_per_thread) shares a small psycopg_pool pool between its threads.
-    database = PostgresStore(settings.database_url, timeouts or DbTimeouts(), callbacks=bool(settings.callback_url),
+    database = PostgresStore(settings.database_url, bounds, callbacks=bool(settings.callback_url),
                              pool_size=WEB_POOL_SIZE if connection_per_thread else 0)
-    files = FileStore(settings.output_dir) if settings.mode is Mode.DUAL_WRITE else None
+    mirror = None
+    if settings.mode is Mode.DUAL_WRITE:
+        mirror = FileMirror(FileStore(settings.output_dir, stages_in_run_json=False),
+                            settings.state_dir / MIRROR_WATERMARK)
     # The web process (connection_per_thread) never replays inside a request: its dispatcher
     # drains the host's spool every 30 s, run processes drain their own runs.
     return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker_policy),
-                          retry_policy or RetryPolicy(), files=files,
+                          retry_policy or RetryPolicy(), mirror=mirror,
                           drain_max_records=0 if connection_per_thread else 500)
 
 
@@ -66,6 +73,7 @@ class Persistence:
     store: QueuedStore
     replayable: Replayable | None  # a spool to drain into the database
     database: Pingable | None  # a database to probe for /health
+    direct: DirectWrite | None = None  # writes that must reach the database or fail (no durable disk)
 
 
 def build_persistence(
@@ -83,11 +91,12 @@ def build_persistence(
     """
     settings.require_runnable()
     if settings.mode is Mode.FILE_ONLY:
+        # The run's writes wait out a full disk and resume (FileStore says why in the log).
         outbox = outbox_dir(settings) if settings.callback_url else None
-        return Persistence(FileStore(settings.output_dir, outbox), None, None)
+        return Persistence(FileStore(settings.output_dir, wait_for_space=True, outbox=outbox), None, None)
     store = build_resilient(settings, timeouts=timeouts, breaker_policy=breaker_policy,
                             retry_policy=retry_policy, connection_per_thread=connection_per_thread)
-    return Persistence(store, store, store.database)
+    return Persistence(store, store, store.database, store)
 
 
 def build_store(

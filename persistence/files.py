@@ -13,27 +13,33 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from config.errors import Conflict, Superseded
+from config.log import get_logger
 from config.paths import RUN_ID_PATTERN, check_run_id, inside
 from persistence import atomic
 from persistence.commands import (
     CancelRun,
+    ClaimRun,
     Command,
     CompleteRun,
     CreateRun,
     FailRun,
+    RecordUsage,
     RetryRun,
     SaveStage,
     StartAttempt,
 )
+from persistence.errors import RunNotRecorded, disk_full, free_bytes, is_disk_full
 from persistence.outbox.ports import CallbackOutbox, delivery_for
 from persistence.ports import CommandVerbs, SourcedRun
+from persistence.query.ports import normalise_usage
 from persistence.queue import Claim, Lease
 from persistence.records import (
     STAGE_FILES,
@@ -41,13 +47,19 @@ from persistence.records import (
     FinalReport,
     RunErrorInfo,
     RunRequest,
+    RunSnapshot,
     RunState,
     RunStatus,
+    RunUsage,
     StageResult,
     StageState,
     utcnow,
 )
 
+log = get_logger(__name__)
+
+WAIT_FIRST_S = 0.5  # a full disk: first wait before the write is tried again, doubling up to WAIT_MAX_S
+WAIT_MAX_S = 15.0
 QUEUE_DIR = ".queue"  # one empty marker per QUEUED run: claim_next lists this, not every run
 LEASE_DIR = ".leases"  # one marker per PROCESSING run: leases() lists this
 RUN_FILE = "run.json"
@@ -68,10 +80,18 @@ class FileStore(CommandVerbs):
 
     name = "files"
 
-    def __init__(self, root: Path, outbox: CallbackOutbox | None = None) -> None:
+    def __init__(self, root: Path, *, wait_for_space: bool = False, stages_in_run_json: bool = True,
+                 sleep: Callable[[float], None] = time.sleep, outbox: CallbackOutbox | None = None) -> None:
         self.root = root
         # Where a finished run's completion callback is queued (FILE_ONLY with CALLBACK_URL only).
         self.outbox = outbox
+        # The DUAL_WRITE mirror keeps a stage's completion in its file alone (two fsyncs a stage,
+        # not four): the record holds the timings, and a heal writes them into run.json.
+        self.stages_in_run_json = stages_in_run_json
+        # FILE_ONLY: a run's writes wait for space on a full disk (the run resumes by itself);
+        # the DUAL_WRITE mirror never waits (the record is the database, replay heals the mirror).
+        self.wait_for_space = wait_for_space
+        self._sleep = sleep
 
     def run_dir(self, run_id: str) -> Path:
         """The run's folder, refusing ids that would escape OUTPUT_DIR."""
@@ -111,7 +131,37 @@ class FileStore(CommandVerbs):
         return doc
 
     def apply(self, command: Command) -> bool:
-        """Apply one write command to the run's files (under the run's flock)."""
+        """Apply one write command to the run's files (under the run's flock).
+
+        A full disk raises RunNotRecorded for CreateRun (the webhook answers 503) and DiskFull for
+        the others, unless ``wait_for_space``: then the write waits, saying why, until it fits.
+        """
+        if isinstance(command, CreateRun):
+            try:
+                return self._apply(command)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise RunNotRecorded(f"run {command.run_id} was not recorded: {disk_full(self.root, exc)}; "
+                                     "retry later") from exc
+        wait = WAIT_FIRST_S
+        while True:
+            try:
+                return self._apply(command)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                full = disk_full(self.root, exc)
+                if not self.wait_for_space:
+                    raise full from exc
+                log.warning("disk_full_waiting", run_id=command.run_id, kind=command.kind, path=str(self.root),
+                            free_bytes=free_bytes(self.root), retry_in_s=wait,
+                            reason=f"no space left on the output disk; the run waits and resumes when space "
+                                   f"returns ({full.message})")
+                self._sleep(wait)
+                wait = min(WAIT_MAX_S, wait * 2)
+
+    def _apply(self, command: Command) -> bool:
         match command:
             case CreateRun(request=request):
                 return self._create(request)
@@ -123,6 +173,10 @@ class FileStore(CommandVerbs):
                 self._complete(run_id, attempt, report)
             case FailRun(run_id=run_id, attempt=attempt, error=error):
                 self._fail(run_id, attempt, error)
+            case ClaimRun():
+                pass  # only ever made by this store's own claim (persistence.resilient): nothing to add
+            case RecordUsage(run_id=run_id, attempt=attempt, usage=usage):
+                self._record_usage(run_id, attempt, usage)
             case CancelRun():
                 return self._cancel(command)
             case RetryRun():
@@ -159,12 +213,16 @@ class FileStore(CommandVerbs):
                 "transitions": [{"status": str(RunStatus.QUEUED), "at": now, "attempt": 0}],
             }
             self._write(folder, doc)
+            _stage_dirs(folder)
             self._mark(QUEUE_DIR, request.run_id)
             return True
 
     def read_run(self, run_id: str) -> SourcedRun:
         """The run's state from run.json (None if absent), from "files"."""
-        doc = self._read(self.run_dir(run_id))
+        folder = self.run_dir(run_id)
+        doc = self._read(folder)
+        if doc is not None and not self.stages_in_run_json:
+            _add_stage_files(folder, doc)
         return SourcedRun(None if doc is None else _state(doc), "files")
 
     def _start(self, run_id: str, attempt: int) -> None:
@@ -181,6 +239,8 @@ class FileStore(CommandVerbs):
         with self._locked(run_id) as folder:
             doc = self._owned(folder, run_id, attempt)
             atomic.write_json(folder / STAGE_FILES[result.stage], result.output)
+            if not self.stages_in_run_json:
+                return  # the stage file is the mark (see __init__)
             doc["stages"][str(result.stage)] = {
                 "status": "completed",
                 "started_at": _iso(result.started_at),
@@ -190,10 +250,19 @@ class FileStore(CommandVerbs):
             doc["current_stage"] = result.stage
             self._write(folder, doc)
 
+    def _record_usage(self, run_id: str, attempt: int, usage: RunUsage) -> None:
+        """run.json's "engine", "model", "usage" and "cache" become ``usage``'s (a snapshot)."""
+        with self._locked(run_id) as folder:
+            doc = self._owned(folder, run_id, attempt)
+            doc.update(usage.as_dict())
+            self._write(folder, doc)
+
     def load_stage_outputs(self, run_id: str) -> dict[int, Mapping[str, Any]]:
         """Outputs of the stages run.json lists as completed."""
         folder = self.run_dir(run_id)
         doc = self._read(folder) or {"stages": {}}
+        if not self.stages_in_run_json:
+            _add_stage_files(folder, doc)
         return {
             n: atomic.read_json(folder / STAGE_FILES[n])
             for n in STAGE_NUMBERS
@@ -262,7 +331,38 @@ class FileStore(CommandVerbs):
         if self.outbox is not None:
             self.outbox.enqueue(delivery_for(doc["run_id"], doc["status"], doc["attempt"], {
                 "company_id": doc["request"]["company_id"], "user_id": doc["request"]["user_id"],
-                "error": doc.get("error"), "usage": doc.get("usage")}))
+                "error": doc.get("error"), "usage": normalise_usage(doc.get("usage"))}))
+
+    def heal(self, snapshot: RunSnapshot) -> bool:
+        """Bring the run's files to what the record says (DUAL_WRITE mirror); True if anything changed.
+
+        Only what differs is written: stage files, report.md, then run.json. The record is the
+        truth here, including an attempt or a status the mirror never saw (a crash between the
+        two writes, or writes skipped while the disk was full).
+        """
+        state = snapshot.state
+        changed = False
+        with self._locked(state.run_id) as folder:
+            for number, output in snapshot.outputs.items():
+                path = folder / STAGE_FILES[number]
+                if not path.exists() or atomic.read_json(path) != output:
+                    atomic.write_json(path, output)
+                    changed = True
+            report = folder / REPORT_FILE
+            if snapshot.report_markdown is not None and (
+                    not report.exists() or report.read_text(encoding="utf-8") != snapshot.report_markdown):
+                atomic.write_bytes(report, snapshot.report_markdown.encode("utf-8"))
+                changed = True
+            doc = self._read(folder)
+            wanted = _doc_of(state, doc)
+            if (doc is None or doc.get("status") != str(state.status)
+                    or any(doc.get(key) != wanted[key] for key in HEALED_KEYS)):
+                self._write(folder, wanted, state.status)
+                changed = True
+            if state.status.finished:
+                self._unmark(LEASE_DIR, state.run_id)
+                self._unmark(QUEUE_DIR, state.run_id)
+        return changed
 
     # -- the queue (persistence.queue.RunQueue) ---------------------------------------------
 
@@ -362,6 +462,33 @@ class FileStore(CommandVerbs):
         """Nothing to release: files are opened per call."""
 
 
+def _add_stage_files(folder: Path, doc: dict[str, Any]) -> None:
+    """Count each stage whose file exists as completed (its file's time as completed_at), in ``doc``."""
+    for number in STAGE_NUMBERS:
+        if str(number) in doc["stages"]:
+            continue
+        try:
+            written = (folder / STAGE_FILES[number]).stat().st_mtime
+        except FileNotFoundError:
+            continue
+        done = datetime.fromtimestamp(written, UTC).isoformat()
+        doc["stages"][str(number)] = {"status": "completed", "started_at": None, "completed_at": done,
+                                      "duration_ms": None}
+        doc["current_stage"] = max(number, doc.get("current_stage") or 0)
+
+
+def _stage_dirs(folder: Path) -> None:
+    """Create the five stage folders at once with one folder fsync, so no stage write pays for its own."""
+    created = False
+    for name in STAGE_FILES.values():
+        stage_dir = folder / Path(name).parent
+        if not stage_dir.exists():
+            stage_dir.mkdir()
+            created = True
+    if created:
+        atomic.fsync_dir(folder)
+
+
 def _claimable(doc: dict[str, Any]) -> bool:
     if doc["status"] == "QUEUED":
         return True
@@ -371,6 +498,37 @@ def _claimable(doc: dict[str, Any]) -> bool:
     lease = doc.get("lease")
     expires = _parse(lease["expires_at"]) if lease else None
     return expires is not None and expires <= utcnow()
+
+
+# The run.json fields a heal brings in line with the record (transitions and lease stay the mirror's).
+HEALED_KEYS = ("request", "attempt", "current_stage", "stages", "error", "completed_at")
+
+
+def _doc_of(state: RunState, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """run.json for ``state``, keeping the mirror's own history (transitions, lease) from ``previous``."""
+    old = previous or {}
+    stages = {}
+    for number, stage in sorted(state.stages.items()):
+        completed = stage.completed_at
+        duration = stage.duration_ms
+        started = completed - timedelta(milliseconds=duration) if completed and duration is not None else None
+        stages[str(number)] = {"status": stage.status, "started_at": _iso(started), "completed_at": _iso(completed),
+                               "duration_ms": duration}
+    return {
+        "run_id": state.run_id,
+        "status": old.get("status", str(state.status)),  # _write records the transition to the new one
+        "request": state.request.as_dict(),
+        "attempt": state.attempt,
+        "current_stage": state.current_stage,
+        "created_at": old.get("created_at") or state.created_at.isoformat(),
+        "updated_at": old.get("updated_at") or state.updated_at.isoformat(),
+        "completed_at": _iso(state.completed_at),
+        "stages": stages,
+        "error": state.error.as_dict() if state.error else None,
+        "lease": None if state.status.finished else old.get("lease"),
+        "transitions": list(old.get("transitions") or []),
+        "last_interruption": state.extra.get("last_interruption", old.get("last_interruption")),
+    }
 
 
 def _state(doc: dict[str, Any]) -> RunState:
@@ -390,4 +548,5 @@ def _state(doc: dict[str, Any]) -> RunState:
         updated_at=datetime.fromisoformat(doc["updated_at"]),
         completed_at=_parse(doc.get("completed_at")),
         extra={"lease": doc.get("lease"), "last_interruption": doc.get("last_interruption")},
+        usage=RunUsage.from_dict(doc),
     )

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from persistence.commands import CompleteRun, CreateRun, FailRun, SaveStage, StartAttempt
 from persistence.queue import RunQueue
-from persistence.records import FinalReport, RunErrorInfo, RunRequest, RunState, StageResult
+from persistence.records import FinalReport, RunErrorInfo, RunRequest, RunSnapshot, RunState, StageResult
 
 if TYPE_CHECKING:
     from persistence.commands import Command
@@ -97,6 +98,21 @@ class Pingable(Protocol):
         """'ok', 'behind', 'drift' or 'unknown'."""
 
 
+class DirectWrite(Protocol):
+    """A store that can write to its database alone, never to its spool.
+
+    For intake on a host whose OUTPUT_DIR does not outlive the container (Settings.output_durable
+    False): journalling an accepted run to such a disk would promise what a restart erases.
+    """
+
+    def apply_to_database(self, command: Command) -> bool:
+        """Apply ``command`` in the database (breaker and retries), then the file mirror if any.
+
+        Returns what ``apply`` returns. Raises StoreError when the database cannot take it now,
+        and then nothing was kept anywhere; Conflict as ``apply`` does.
+        """
+
+
 class ReplayTarget(Protocol):
     """What a spool replays into: applies a batch of commands, one verdict per command."""
 
@@ -106,6 +122,16 @@ class ReplayTarget(Protocol):
         Returns None (applied) or the refusal per command. Raises StoreUnavailable or
         SchemaMismatch when the database, not a command, is the problem: then nothing committed.
         """
+
+
+class Snapshots(Protocol):
+    """A record a file mirror can be healed from."""
+
+    def updated_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(run id, last change) of every run changed at or after ``since``."""
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        """Everything the record holds about one run."""
 
 
 class CommandVerbs:
@@ -145,4 +171,4 @@ class CommandVerbs:
 
 
 __all__ = ["CommandVerbs", "Pingable", "QueuedStore", "Replayable", "ReplayTarget", "RunQueue",
-           "RunStore", "Source", "SourcedRun"]
+           "RunStore", "Snapshots", "Source", "SourcedRun"]

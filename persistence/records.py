@@ -106,6 +106,53 @@ class FinalReport:
     cards: tuple[OpportunityCard, ...]
 
 
+USAGE_KEYS = ("calls", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """Which engine and model wrote a run, and (LLM only) what its calls cost, per stage and in total.
+
+    A whole snapshot over every attempt so far: recording it twice changes nothing. ``stages`` is
+    None for an engine without calls (offline); ``cached_stages`` were reused from the stage cache.
+    """
+
+    engine: str
+    model: str | None = None
+    stages: Mapping[int, Mapping[str, Any]] | None = None
+    cached_stages: tuple[int, ...] = ()
+
+    def total(self) -> dict[str, Any] | None:
+        """Calls, tokens and cost summed over the stages (None without an LLM)."""
+        if self.stages is None:
+            return None
+        total: dict[str, Any] = {key: 0 for key in USAGE_KEYS}
+        for usage in self.stages.values():
+            for key in USAGE_KEYS:
+                total[key] += usage.get(key, 0) or 0
+        total["cost_usd"] = round(float(total["cost_usd"]), 8)
+        return total
+
+    def as_dict(self) -> dict[str, Any]:
+        """run.json's "engine", "model", "usage" (per stage and total) and "cache"."""
+        usage = None if self.stages is None else {
+            "stages": {str(n): dict(u) for n, u in sorted(self.stages.items())}, "total": self.total()}
+        return {"engine": self.engine, "model": self.model, "usage": usage,
+                "cache": {"stages": list(self.cached_stages)} if self.stages is not None else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunUsage | None:
+        """The inverse of :meth:`as_dict`; None when ``data`` names no engine."""
+        engine = data.get("engine")
+        if not isinstance(engine, str):
+            return None
+        usage = data.get("usage")
+        stages = {int(n): dict(u) for n, u in usage["stages"].items()} if isinstance(usage, Mapping) else None
+        cache = data.get("cache")
+        cached = tuple(int(n) for n in cache.get("stages", ())) if isinstance(cache, Mapping) else ()
+        return cls(engine, data.get("model"), stages, cached)
+
+
 @dataclass(frozen=True)
 class StageState:
     """What the store knows of one stage of a run."""
@@ -129,6 +176,7 @@ class RunState:
     updated_at: datetime
     completed_at: datetime | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    usage: RunUsage | None = None  # engine, model and LLM cost (RecordUsage); None before a run starts
 
     @property
     def run_id(self) -> str:
@@ -139,3 +187,12 @@ class RunState:
     def completed_stages(self) -> tuple[int, ...]:
         """Numbers of the stages already finished, in order."""
         return tuple(n for n in STAGE_NUMBERS if self.stages.get(n, StageState("pending")).status == "completed")
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """Everything the record holds about a run, to bring a file mirror up to date with it."""
+
+    state: RunState
+    outputs: Mapping[int, Mapping[str, Any]]
+    report_markdown: str | None

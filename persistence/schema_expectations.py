@@ -15,6 +15,7 @@ PIPELINE_RUN = "PipelineRun"
 STAGE_OUTPUT = "StageOutput"
 OPPORTUNITY_CARD = "OpportunityCard"
 CALLBACK_OUTBOX = "CallbackOutbox"
+STAGE_CACHE = "StageCache"
 MIGRATIONS_TABLE = "runner_schema_migrations"
 
 EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
@@ -24,6 +25,8 @@ EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
         "attempt", "writeSeq", "leaseOwner", "leaseExpiresAt", "stageTimings",
         "stage1Output", "stage2Output", "stage3Output", "stage4Output", "fullReportMarkdown",
         "lastInterruption",
+        "engine", "model", "llmCalls", "promptTokens", "completionTokens", "cachedTokens", "costUsd", "usage",
+        "cachedStages",
     }),
     STAGE_OUTPUT: frozenset({
         "id", "runId", "stageNumber", "output", "attempt", "startedAt", "completedAt",
@@ -36,6 +39,7 @@ EXPECTED_COLUMNS: Mapping[str, frozenset[str]] = {
         "webhookId", "runId", "outcome", "payload", "attempts", "nextAttemptAt", "leaseOwner",
         "leaseExpiresAt", "lastError", "deliveredAt", "deadAt", "createdAt",
     }),
+    STAGE_CACHE: frozenset({"key", "stage", "model", "output", "usage", "createdAt"}),
     MIGRATIONS_TABLE: frozenset({"version", "name", "checksum", "applied_at", "duration_ms"}),
 }
 

@@ -30,6 +30,11 @@ _PORT = re.compile(r"[0-9]{1,5}")
 # Python's is_private misses some of these (CGNAT); naming them also makes messages precise.
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# IETF protocol assignments: Python calls parts of it global (192.0.0.9, .10, .170...), but no
+# document is ever served from there, and some of it is NAT64/DS-Lite plumbing.
+_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")
+# NAT64 prefixes (RFC 6052 well-known, RFC 8215 local use): the last 32 bits are an IPv4 address.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -55,6 +60,27 @@ class BlobTarget:
     def display(self) -> str:
         """Scheme, host and path without the query: safe to log (queries can carry tokens)."""
         return f"{self.scheme}://{self.host_header}{self.request_target.split('?', 1)[0]}"
+
+
+def display_url(url: str) -> str:
+    """``url`` safe to print or log: no user info, query or fragment (signed URLs carry tokens there).
+
+    A local path (no scheme) comes back unchanged; text that does not parse as a URL is cut at
+    its first ``?`` or ``#``, so a malformed URL cannot leak either.
+    """
+    cut = re.split(r"[?#]", url, maxsplit=1)[0]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return cut
+    if not parts.scheme:
+        return url  # a local path: "?" and "#" are ordinary file-name characters there
+    if not parts.netloc:
+        return cut
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{f':{port}' if port is not None else ''}{parts.path}"
 
 
 def _refuse(code: str, message: str) -> InvalidInput:
@@ -140,9 +166,40 @@ def _is_ip_literal(host: str) -> bool:
 
 
 def address_problem(address: IPAddress) -> str | None:
-    """Why ``address`` must not be fetched from (a name for the range), or None if it is public."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why ``address`` must not be fetched from (a name for the range), or None if it is public.
+
+    An IPv6 address that carries an IPv4 address (mapped, 6to4, Teredo, NAT64) is judged by the
+    IPv4 address inside as well: a relay or translator would deliver the request there.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        for how, inner in _embedded_ipv4(address):
+            problem = _problem(inner)
+            if problem:
+                return f"{problem} ({how} around {inner})" if how != "IPv4-mapped" else problem
+            if how in ("6to4", "Teredo"):
+                # Deprecated relays (RFC 7526) deliver wherever they like; no blob store uses
+                # them, and Python 3.13 (not 3.11) already calls 2002::/16 non-global.
+                return f"{how} relay ({how} around {inner})"
+    return _problem(address)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """Every IPv4 address ``address`` wraps, with the name of the wrapping."""
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    if address.ipv4_mapped is not None:
+        found.append(("IPv4-mapped", address.ipv4_mapped))
+    if address.sixtofour is not None:
+        found.append(("6to4", address.sixtofour))
+    if address.teredo is not None:
+        server, client = address.teredo
+        found += [("Teredo", client), ("Teredo", server)]
+    if any(address in prefix for prefix in _NAT64):
+        found.append(("NAT64", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)))
+    return found
+
+
+def _problem(address: IPAddress) -> str | None:
+    """The range check for one address, without looking inside it."""
     checks = (
         (address in _METADATA, "cloud metadata"),
         (address.is_loopback, "loopback"),
@@ -150,6 +207,7 @@ def address_problem(address: IPAddress) -> str | None:
         (address.is_unspecified, "unspecified"),
         (address.is_multicast, "multicast"),
         (isinstance(address, ipaddress.IPv4Address) and address in _CGNAT, "carrier-grade NAT"),
+        (isinstance(address, ipaddress.IPv4Address) and address in _IETF_PROTOCOL, "IETF protocol"),
         (address.is_private, "private"),
         (address.is_reserved, "reserved"),
         (not address.is_global, "non-public"),

@@ -15,6 +15,7 @@ from pipeline.document import Document
 from pipeline.documents import RawDocument, is_url, parse_document, read_local
 from pipeline.engine import Engine
 from pipeline.runner import RunServices
+from pipeline.stage_cache import NoCache, StageCache, TieredCache
 
 log = get_logger(__name__)
 
@@ -37,6 +38,21 @@ def build_engine(settings: Settings) -> Engine:
     from pipeline.offline import OfflineEngine
 
     return OfflineEngine()
+
+
+def build_stage_cache(settings: Settings) -> StageCache:
+    """Where stages 1-3 of the LLM engine are reused from, per mode: the table, files, or both."""
+    if settings.engine != "openrouter" or not settings.llm_stage_cache:
+        return NoCache()
+    from persistence.stage_cache_files import FileStageCache
+
+    files = FileStageCache(settings.output_dir / ".stage-cache")
+    if not settings.mode.uses_database or not settings.database_url:
+        return files
+    from persistence.stage_cache_postgres import PostgresStageCache
+
+    table = PostgresStageCache(settings.database_url)
+    return TieredCache(table, files) if settings.mode.writes_files else table
 
 
 def load_document(settings: Settings, source: str) -> Document:
@@ -76,5 +92,7 @@ def bootstrap(settings: Settings, *, quiet: bool = False) -> App:
         engine=build_engine(settings),
         brands_dir=settings.brands_dir,
         load_document=partial(load_document, settings),
+        stage_cache=build_stage_cache(settings),
+        max_cost_usd=settings.llm_max_cost_per_run,
     )
     return App(settings=settings, services=services, persistence=persistence)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from config.errors import ConfigError, Conflict, InvalidInput, NotFound, RunnerError
 from config.log import configure_logging
@@ -23,7 +23,8 @@ from config.modes import Mode
 from config.paths import check_run_id
 from config.settings import Settings
 from persistence.commands import CreateRun
-from persistence.records import RunRequest, RunStatus
+from persistence.records import RunErrorInfo, RunRequest, RunStatus
+from pipeline.blob_rules import display_url
 from pipeline.brands import list_brand_ids, load_all_brands, load_brand
 from pipeline.documents import is_url, read_local
 
@@ -89,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="1-64 of A-Z a-z 0-9 _ -; default: generated. Reusing an id resumes that run")
     run.add_argument("--engine", choices=("offline", "openrouter"),
                      help="override PIPELINE_ENGINE for this run (openrouter needs OPENROUTER_API_KEY)")
+    run.add_argument("--no-cache", action="store_true",
+                     help="recompute stages 1-3 even when the stage cache holds them (LLM_STAGE_CACHE=false)")
     run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                      help="log level for stdout (default: LOG_LEVEL, or WARNING on a terminal)")
     commands.add_parser(
@@ -115,6 +118,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             settings = replace(settings, pipeline_engine=args.engine)
             if args.engine == "openrouter" and not settings.openrouter_api_key:
                 raise ConfigError("--engine openrouter needs OPENROUTER_API_KEY: set it, or use --engine offline")
+        if args.no_cache:
+            settings = replace(settings, llm_stage_cache=False)
         level = args.log_level or (settings.log_level if not sys.stdout.isatty() else "WARNING")
         configure_logging(level)
         return _run(settings, args)
@@ -147,35 +152,46 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             _error(f"run {run_id} already completed; nothing to do (use a new --run-id to run again)")
             return _summary(settings, run_id, RunStatus.COMPLETED, None)
         attempt = (state.attempt if state else 0) + 1
-        print(f"run {run_id}: {args.brand} <- {Path(args.document).name} "
+        print(f"run {run_id}: {args.brand} <- {display_url(args.document)} "
               f"(mode {settings.mode}, engine {settings.engine})", file=sys.stderr, flush=True)
         outcome = execute_run(app.services, request, attempt=attempt, progress=StderrProgress(sys.stderr))
     finally:
         store.close()
-    return _summary(settings, run_id, outcome.status, outcome.error)
+    if outcome.retry_in_s is not None:
+        _error(f"OpenRouter is down: stopped with the finished stages kept; run the same command again "
+               f"(--run-id {run_id}) in {outcome.retry_in_s:.0f}s to resume")
+    total = outcome.total_usage
+    return _summary(settings, run_id, outcome.status, outcome.error,
+                    usage=total.as_dict() if total else None, cache_hits=list(outcome.cache_hits))
 
 
-def _summary(settings: Settings, run_id: str, status: RunStatus, error: object) -> int:
+def _summary(settings: Settings, run_id: str, status: RunStatus, error: RunErrorInfo | None, *,
+             usage: dict[str, object] | None = None, cache_hits: list[int] | None = None) -> int:
     files = settings.mode.writes_files
     run_dir = settings.output_dir / run_id
-    summary = {
+    summary: dict[str, Any] = {
         "status": str(status),
         "run_id": run_id,
         "mode": str(settings.mode),
         "output_dir": str(run_dir) if files else None,
         "report": str(run_dir / "report.md") if files and status is RunStatus.COMPLETED else None,
-        "error": error.as_dict() if error is not None else None,  # type: ignore[attr-defined]
+        "error": error.as_dict() if error is not None else None,
+        "usage": usage,
+        "cache_hits": cache_hits or [],
     }
     lines = [f"status: {status}", f"run id: {run_id}"]
     if files:
         lines.append(f"output: {run_dir}")
     if settings.mode is Mode.DATABASE_ONLY:
         lines.append('output: PostgreSQL ("PipelineRun" row ' + run_id + ")")
+    if usage:
+        lines.append(f"llm: {usage['calls']} calls, {usage['prompt_tokens']} prompt + {usage['completion_tokens']} "
+                     f"completion tokens, ${usage['cost_usd']}" + (f"; stages {cache_hits} from the cache"
+                                                                    if cache_hits else ""))
     if summary["report"]:
         lines.append(f"report: {summary['report']}")
     if error is not None:
-        failure = error.as_dict()  # type: ignore[attr-defined]
-        lines.append(f"error: stage {failure['stage']}: {failure['message']} [{failure['code']}]")
+        lines.append(f"error: stage {error.stage}: {error.message} [{error.code}]")
     print("\n".join(lines), file=sys.stderr, flush=True)
     print(json.dumps(summary), flush=True)
     return EXIT_OK if status is RunStatus.COMPLETED else EXIT_FAILED

@@ -1,8 +1,9 @@
 """Document intake: bytes of a PDF, text or markdown file become a ``Document``.
 
 Every refusal is an ``InvalidInput`` whose message says what is wrong and how to fix it.
-Very long text is cut deliberately at a paragraph or sentence boundary, logged, and marked on
-the Document so the report can say so; it is never cut silently.
+Every document then passes the input gate (``pipeline.gate``), which strips what is not prose
+and refuses what is not a report. Very long text is cut deliberately at a paragraph or sentence
+boundary, logged, and marked on the Document so the report can say so; it is never cut silently.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from config.errors import InvalidInput
 from config.log import get_logger
 from pipeline.document import Document
+from pipeline.gate import admit
 from pipeline.pdf_text import extract_pdf_text
 
 log = get_logger(__name__)
@@ -89,7 +91,8 @@ def parse_document(raw: RawDocument) -> Document:
         text = _decode_text(raw)
     text = text.strip()
     if not text:
-        raise InvalidInput(f"document {raw.name!r} holds no text: upload a document with content", code="DOCUMENT_EMPTY")
+        raise InvalidInput(f"document {raw.name!r} holds no text: upload a document with content",
+                           code="DOCUMENT_EMPTY")
     original = len(text)
     truncated = original > MAX_TEXT_CHARS
     if truncated:
@@ -98,10 +101,11 @@ def parse_document(raw: RawDocument) -> Document:
             "document_truncated", document=raw.name, original_chars=original,
             kept_chars=len(text), limit_chars=MAX_TEXT_CHARS,
         )
-    return Document(
+    # The gate runs on every document before stage 1: junk is refused here, with its own code.
+    return admit(Document(
         name=raw.name, source=raw.source, media_type=media_type, text=text,
         original_chars=original, truncated=truncated,
-    )
+    ))
 
 
 def _decode_text(raw: RawDocument) -> str:
@@ -110,13 +114,16 @@ def _decode_text(raw: RawDocument) -> str:
             f"document {raw.name!r} looks binary, not text: upload a .pdf, .txt or .md file",
             code="DOCUMENT_NOT_TEXT",
         )
+    # Strip the bytes, not the decoded text: str.strip() copies, and a 50 MiB upload decodes to up
+    # to 200 MiB of str (4 bytes a character once one emoji is in it); bench/poison.py measures it.
+    data = raw.data.strip()
     try:
-        return raw.data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
     try:
         # Windows editors still save trend reports as cp1252; say so rather than refuse.
-        text = raw.data.decode("cp1252")
+        text = data.decode("cp1252")
     except UnicodeDecodeError as exc:
         raise InvalidInput(
             f"document {raw.name!r} is not UTF-8 text: save it as UTF-8 and upload again",

@@ -8,10 +8,14 @@ the offline engine must be deterministic: same inputs, same output, byte for byt
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pipeline.brands import BrandProfile
 from pipeline.document import Document
+
+if TYPE_CHECKING:
+    from pipeline.usage import RunMeter
 
 StageOutput = Mapping[str, Any]
 
@@ -37,3 +41,55 @@ class Engine(Protocol):
         self, stage4: StageOutput, brand: BrandProfile, document: Document
     ) -> dict[str, Any]:
         """Stage 5: exactly five opportunity cards, one per innovation type."""
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """What stages 4 and 5 may cite: the passages stages 1-2 cited (id -> exact text), and the language."""
+
+    evidence: Mapping[int, str]
+    language: str | None = None
+
+
+def grounding_of(stage1: Mapping[str, Any] | None, stage2: Mapping[str, Any] | None) -> Grounding:
+    """The digest of cited evidence in stages 1 and 2 (items carrying ``passage_ids`` beside ``evidence``)."""
+    evidence: dict[int, str] = {}
+    items = [*((stage1 or {}).get("inspirations") or []), *((stage2 or {}).get("signals") or [])]
+    for item in items:
+        ids, quotes = item.get("passage_ids"), item.get("evidence")
+        if isinstance(ids, list) and isinstance(quotes, list) and len(ids) == len(quotes):
+            evidence.update({pid: q for pid, q in zip(ids, quotes, strict=True)
+                             if isinstance(pid, int) and isinstance(q, str)})
+    language = (stage1 or {}).get("language")
+    return Grounding(evidence, language if isinstance(language, str) else None)
+
+
+@runtime_checkable
+class GroundedEngine(Protocol):
+    """An engine whose stages 4 and 5 read the evidence stages 1-2 cited (the LLM engine)."""
+
+    def brand_contextualization_grounded(self, stage3: StageOutput, brand: BrandProfile,
+                                         grounding: Grounding) -> dict[str, Any]:
+        """Stage 4 with the cited evidence."""
+
+    def opportunity_generation_grounded(self, stage4: StageOutput, brand: BrandProfile, document: Document,
+                                        grounding: Grounding) -> dict[str, Any]:
+        """Stage 5 with the cited evidence."""
+
+
+@runtime_checkable
+class CostedEngine(Protocol):
+    """An engine whose calls cost money and depend on a model (the LLM engine): metered and cacheable."""
+
+    name: str
+
+    @property
+    def model(self) -> str:
+        """The model asked first."""
+
+    @property
+    def cache_scope(self) -> str:
+        """What cached stage outputs depend on besides the document (model, prompt version...)."""
+
+    def begin_run(self, meter: RunMeter) -> None:
+        """Meter this run's calls (and hold them to its ceiling)."""

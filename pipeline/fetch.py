@@ -29,8 +29,9 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, Protocol
 from config.errors import InvalidInput, StageError
 from config.log import get_logger
 from config.settings import Settings
-from pipeline.blob_rules import BlobTarget, bearer_token_for, check_blob_url, resolve_allowed
+from pipeline.blob_rules import BlobTarget, bearer_token_for, check_blob_url, display_url, resolve_allowed
 from pipeline.documents import RawDocument
+from pipeline.fetch_deadline import Deadline
 
 __all__ = ["FetchPolicy", "check_blob_url", "fetch_document", "request_headers"]
 
@@ -50,7 +51,7 @@ class FetchPolicy:
 
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0  # between two reads of the socket
-    total_timeout_s: float = 180.0  # the whole fetch: a slow drip cannot hold a run forever
+    total_timeout_s: float = 180.0  # the whole fetch, connect to last byte (pipeline/fetch_deadline.py)
     attempts: int = 3
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 5.0
@@ -87,7 +88,11 @@ def request_headers(settings: Settings, target: BlobTarget) -> dict[str, str]:
 
 def fetch_document(settings: Settings, url: str, *, policy: FetchPolicy = FetchPolicy()) -> RawDocument:
     """Download ``url`` under every rule above and return its bytes; raise InvalidInput or StageError."""
-    deadline = time.monotonic() + policy.total_timeout_s
+    with Deadline(policy.total_timeout_s) as deadline:
+        return _fetch(settings, url, policy, deadline)
+
+
+def _fetch(settings: Settings, url: str, policy: FetchPolicy, deadline: Deadline) -> RawDocument:
     target = check_blob_url(settings, url)
     addresses = resolve_allowed(target)
     for hop in range(policy.max_redirects + 1):
@@ -101,12 +106,13 @@ def fetch_document(settings: Settings, url: str, *, policy: FetchPolicy = FetchP
                 )
             _check_type(target, reply)
             log.info("document_fetched", url=target.display, bytes=len(reply.data), redirects=hop)
-            return RawDocument(name=_name(target), source=url, data=reply.data, content_type=reply.content_type)
+            return RawDocument(name=_name(target), source=display_url(url), data=reply.data,
+                               content_type=reply.content_type)
         if hop == policy.max_redirects:
             break
         target, addresses = _redirect(settings, target, reply.location)
     raise InvalidInput(
-        f"fetching {url.split('?', 1)[0]} was redirected more than {policy.max_redirects} times: "
+        f"fetching {display_url(url)} was redirected more than {policy.max_redirects} times: "
         "send the final URL of the document", code="BLOB_REDIRECT_REFUSED",
     )
 
@@ -124,8 +130,13 @@ def _redirect(settings: Settings, current: BlobTarget, location: str | None) -> 
                            code="BLOB_REDIRECT_REFUSED") from exc
 
 
+def _too_slow(target: BlobTarget, deadline: Deadline) -> StageError:
+    return StageError(1, f"fetching {target.display} took too long: it did not finish within {deadline.seconds:g} s "
+                         "(a very slow or stalled server): retry the run later", code="BLOB_FETCH_FAILED")
+
+
 def _exchange_with_retries(settings: Settings, target: BlobTarget, addresses: tuple[str, ...],
-                           policy: FetchPolicy, deadline: float) -> _Reply:
+                           policy: FetchPolicy, deadline: Deadline) -> _Reply:
     """One hop with bounded retries on 5xx/429 and connection errors, rotating the checked addresses."""
     backoff = wait_exponential_jitter(multiplier=policy.backoff_initial_s, max=policy.backoff_max_s)
 
@@ -136,7 +147,7 @@ def _exchange_with_retries(settings: Settings, target: BlobTarget, addresses: tu
         return backoff(state)
 
     def stop(state: RetryCallState) -> bool:
-        out_of_time = time.monotonic() + (state.upcoming_sleep or 0) >= deadline
+        out_of_time = time.monotonic() + (state.upcoming_sleep or 0) >= deadline.at
         return out_of_time or stop_after_attempt(policy.attempts)(state)
 
     def before_sleep(state: RetryCallState) -> None:
@@ -150,23 +161,34 @@ def _exchange_with_retries(settings: Settings, target: BlobTarget, addresses: tu
         for attempt in retrying:
             with attempt:
                 address = addresses[(attempt.retry_state.attempt_number - 1) % len(addresses)]
-                return _exchange(settings, target, address, policy, deadline)
-    except _RetryableStatus as exc:
-        raise StageError(1, f"fetching {target.display} kept failing with HTTP {exc.status}: retry the run later",
-                         code="BLOB_FETCH_FAILED") from exc
-    except NETWORK_ERRORS as exc:
-        raise StageError(1, f"fetching {target.display} failed, the network did not answer ({type(exc).__name__}): "
-                         "retry the run later", code="BLOB_FETCH_FAILED") from exc
-    except SSLError as exc:
-        raise StageError(1, f"fetching {target.display} failed, TLS could not be verified: check the host",
-                         code="BLOB_FETCH_FAILED") from exc
+                reply = _exchange(settings, target, address, policy, deadline)
+                if deadline.expired:  # the cut-off can look like a short but complete answer
+                    raise _too_slow(target, deadline)
+                return reply
+    except (*NETWORK_ERRORS, SSLError, _RetryableStatus) as exc:
+        if deadline.expired:
+            raise _too_slow(target, deadline) from exc
+        raise _failure(target, exc) from exc
     raise AssertionError("unreachable: tenacity either returns or reraises")
 
 
+def _failure(target: BlobTarget, exc: Exception) -> StageError:
+    """The StageError for a hop that kept failing before the deadline."""
+    if isinstance(exc, _RetryableStatus):
+        why = f"kept failing with HTTP {exc.status}: retry the run later"
+    elif isinstance(exc, SSLError):
+        why = "failed, TLS could not be verified: check the host"
+    else:
+        why = f"failed, the network did not answer ({type(exc).__name__}): retry the run later"
+    return StageError(1, f"fetching {target.display} {why}", code="BLOB_FETCH_FAILED")
+
+
 @contextmanager
-def _pool(target: BlobTarget, address: str, policy: FetchPolicy) -> Iterator[urllib3.HTTPConnectionPool]:
+def _pool(target: BlobTarget, address: str, policy: FetchPolicy,
+          deadline: Deadline) -> Iterator[urllib3.HTTPConnectionPool]:
     """A one-connection pool to ``address``: the host name is used only for Host, SNI and the certificate."""
-    timeout = urllib3.Timeout(connect=policy.connect_timeout_s, read=policy.read_timeout_s)
+    connect = max(0.001, min(policy.connect_timeout_s, deadline.remaining()))
+    timeout = urllib3.Timeout(connect=connect, read=policy.read_timeout_s)
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
@@ -175,15 +197,17 @@ def _pool(target: BlobTarget, address: str, policy: FetchPolicy) -> Iterator[url
         )
     else:
         pool = urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False, maxsize=1)
+    pool.ConnectionCls = deadline.connection_class(pool.ConnectionCls)  # cut off at the deadline
     try:
         yield pool
     finally:
         pool.close()
 
 
-def _exchange(settings: Settings, target: BlobTarget, address: str, policy: FetchPolicy, deadline: float) -> _Reply:
+def _exchange(settings: Settings, target: BlobTarget, address: str, policy: FetchPolicy,
+              deadline: Deadline) -> _Reply:
     """Send one GET to the pinned address and read the answer (the body only for a 200)."""
-    with _pool(target, address, policy) as pool:
+    with _pool(target, address, policy, deadline) as pool:
         response = pool.urlopen("GET", target.request_target, headers=request_headers(settings, target),
                                 redirect=False, preload_content=False, assert_same_host=False)
         try:
@@ -205,21 +229,20 @@ def _too_large(target: BlobTarget, size: str, limit: int) -> InvalidInput:
     )
 
 
-def _read_capped(target: BlobTarget, response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
+def _read_capped(target: BlobTarget, response: urllib3.BaseHTTPResponse, limit: int, deadline: Deadline) -> bytes:
     """The body, refusing it as soon as Content-Length or the bytes received pass ``limit``."""
     declared = (response.headers.get("Content-Length") or "").strip()
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(target, f"{int(declared):,}", limit)
     body = bytearray()
-    # Content-Length can lie and chunked bodies have none: count what actually arrives. read1
-    # returns whatever has arrived, so a server dripping bytes still meets the deadline check.
+    # Content-Length can lie and chunked bodies have none: count what actually arrives. A server
+    # dripping bytes is cut off by the deadline's timer (the caller then sees deadline.expired).
     while chunk := response.read1(CHUNK_BYTES, decode_content=True):
         body += chunk
         if len(body) > limit:
             raise _too_large(target, f"more than {limit:,}", limit)
-        if time.monotonic() > deadline:
-            raise StageError(1, f"fetching {target.display} took too long (a very slow server): retry later",
-                             code="BLOB_FETCH_FAILED")
+        if deadline.expired:
+            raise _too_slow(target, deadline)
     return bytes(body)
 
 

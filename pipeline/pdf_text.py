@@ -6,7 +6,11 @@ the lowest peak memory; see ``bench/README.md``. PDFium refuses a zero-page file
 as a damaged one, so on that path only pypdf (pure Python) looks at the structure to tell
 ``PDF_EMPTY`` from ``PDF_CORRUPT``.
 
-Error codes: ``PDF_ENCRYPTED``, ``PDF_CORRUPT``, ``PDF_EMPTY``, ``PDF_NO_TEXT``.
+Untrusted bytes are never parsed in the caller's process: ``extract_pdf_text`` runs
+``extract_in_process`` in a child under a ``PdfBudget`` (pipeline/pdf_sandbox.py), and this module
+checks the page and character budgets while it reads.
+
+Error codes: ``PDF_ENCRYPTED``, ``PDF_CORRUPT``, ``PDF_EMPTY``, ``PDF_NO_TEXT``, ``DOCUMENT_TOO_COMPLEX``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from config.errors import InvalidInput
+from pipeline.pdf_budget import PdfBudget, too_complex
+
+__all__ = ["PdfBudget", "PdfText", "extract_in_process", "extract_pdf_text"]
 
 
 @dataclass(frozen=True)
@@ -62,15 +69,29 @@ _PAGE_NUMBER = re.compile(r"(?i)(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?")
 _SENTENCE_END = tuple(".!?:;\"')]\u201d\u2019")
 
 
-def extract_pdf_text(data: bytes) -> PdfText:
-    """Return the text of the PDF in ``data``; raise InvalidInput naming what is wrong."""
+DEFAULT_BUDGET = PdfBudget()
+Bytes = bytes | bytearray | memoryview
+
+
+def extract_pdf_text(data: Bytes, *, budget: PdfBudget = DEFAULT_BUDGET) -> PdfText:
+    """Return the text of the PDF in ``data``, read in a child under ``budget``; raise InvalidInput."""
+    from pipeline.pdf_sandbox import extract_in_child  # the sandbox runs extract_in_process below
+
+    return extract_in_child(bytes(data), budget)
+
+
+def extract_in_process(data: Bytes, budget: PdfBudget = DEFAULT_BUDGET) -> PdfText:
+    """Extract in this process, enforcing the page and character budgets (the sandbox's child calls this)."""
     data = bytes(data)
     if not data:
         raise InvalidInput(_CORRUPT.format(why="the file is 0 bytes"), code="PDF_CORRUPT")
     with _PDFIUM_LOCK:
         pdf = _open(data)
         try:
-            page_paragraphs = [_page_paragraphs(pdf, index) for index in range(len(pdf))]
+            if len(pdf) > budget.max_pages:
+                raise too_complex(f"it has {len(pdf):,} pages", budget)
+            chars = [0]
+            page_paragraphs = [_page_paragraphs(pdf, index, budget, chars) for index in range(len(pdf))]
         except pdfium.PdfiumError as exc:
             raise InvalidInput(
                 _CORRUPT.format(why=f"a page could not be read: {exc}"), code="PDF_CORRUPT"
@@ -122,12 +143,16 @@ def _has_zero_pages(data: bytes) -> bool:
         return False
 
 
-def _page_paragraphs(pdf: pdfium.PdfDocument, index: int) -> list[str]:
-    """The paragraphs of one page, in PDFium's reading order."""
+def _page_paragraphs(pdf: pdfium.PdfDocument, index: int, budget: PdfBudget, chars: list[int]) -> list[str]:
+    """The paragraphs of one page, in PDFium's reading order; ``chars`` counts characters so far."""
     page = pdf[index]
     try:
         textpage = page.get_textpage()
         try:
+            chars[0] += max(0, pdfium_c.FPDFText_CountChars(textpage.raw))
+            if chars[0] > budget.max_chars:
+                raise too_complex(f"it holds more than {budget.max_chars:,} characters of text "
+                                  f"(reached on page {index + 1})", budget)
             return _paragraphs(textpage)
         finally:
             textpage.close()
@@ -171,9 +196,9 @@ def _position(textpage: pdfium.PdfTextPage, text_index: int) -> tuple[float, flo
 
 def _group_lines(lines: list[_Line]) -> list[list[str]]:
     """Split a page's lines into paragraphs (lists of lines)."""
-    placed = [line for line in lines if line.baseline is not None and line.size]
-    ratios = sorted((a.baseline - b.baseline) / b.size for a, b in zip(placed, placed[1:])
-                    if a.baseline - b.baseline > 0.5 * b.size)
+    placed = [(line.baseline, line.size) for line in lines if line.baseline is not None and line.size]
+    ratios = sorted((a - b) / size for (a, _), (b, size) in zip(placed, placed[1:], strict=False)
+                    if a - b > 0.5 * size)
     # Line spacing inside a paragraph, relative to font size: the lower quartile, because on
     # a page of bullets or short paragraphs the median is already a between-paragraph gap.
     spacing = ratios[len(ratios) // 4] if ratios else 0.0

@@ -97,28 +97,58 @@ def _stage5(out: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _header(run_id: str, brand: BrandProfile, document: Document) -> list[str]:
-    """Brand, document and run id first, so a reader knows what they are looking at."""
-    lines = [TITLE, "",
+def _written_by(engine: str, model: str | None) -> list[str]:
+    """Who wrote the report, first, so no reader mistakes a rule-built draft for a model's analysis."""
+    if engine == "offline":
+        return ["- **Engine:** offline (no language model)",
+                "", "> **Extractive draft.** Every quote below is a sentence of the document; the signals, "
+                    "insights and cards are assembled from those sentences and the brand profile by fixed rules, "
+                    "not written by a language model. Check the cards before acting on them; set "
+                    "`OPENROUTER_API_KEY` for the LLM engine.", ""]
+    return [f"- **Engine:** {_inline(engine)}, model `{_inline(model)}`" if model
+            else f"- **Engine:** {_inline(engine)} (model not recorded)"]
+
+
+def _relevance(document: Document) -> list[str]:
+    """The document's market relevance as the input gate measured it; a warning when it is low."""
+    relevance = document.relevance
+    if relevance is None:
+        return []
+    line = f"- **Relevance:** {relevance.describe()}"
+    if relevance.level == "low":
+        line += (" — **low relevance**: the document says little about markets, consumers or products, "
+                 "so the opportunities below stretch it beyond what it covers")
+    return [line]
+
+
+def _header(run_id: str, brand: BrandProfile, document: Document, engine: str, model: str | None) -> list[str]:
+    """Engine and model first, then brand, document and run id, so a reader knows what they are looking at."""
+    language = "" if document.language == "en" else f", language `{document.language}`"
+    lines = [TITLE, "", *_written_by(engine, model),
              f"- **Brand:** {brand.brand_name} (`{brand.brand_id}`) — {brand.industry}, {brand.country}",
-             f"- **Document:** {_inline(document.name)} ({document.words:,} words)",
+             f"- **Document:** {_inline(document.name)} ({document.words:,} words{language})",
+             *_relevance(document),
              f"- **Run:** `{run_id}`"]
-    if document.truncated:
+    if document.truncated:  # only when text was really cut: a short file never gets this note
         lines += ["", f"> **Note:** the document was truncated: the stages read the first "
                       f"{len(document.text):,} of its {document.original_chars:,} characters."]
     return lines
 
 
 def render_report(*, run_id: str, brand: BrandProfile, document: Document,
-                  outputs: Mapping[int, Mapping[str, Any]]) -> FinalReport:
-    """The report markdown (contract §7) and its five opportunity cards."""
+                  outputs: Mapping[int, Mapping[str, Any]], engine: str, model: str | None) -> FinalReport:
+    """The report markdown (contract §7) and its five opportunity cards.
+
+    ``engine`` and ``model`` name what wrote the stage outputs (``model`` None for the offline
+    engine); the report's first lines say so.
+    """
     renderers = {
         1: _stage1, 2: _stage2,
         3: lambda out: _insights(out, "transferability", "Transferability", "signal_ids", "Built on signals"),
         4: lambda out: _insights(out, "brand_fit", "Brand fit", "insight_ids", "From insights"),
         5: _stage5,
     }
-    lines = _header(run_id, brand, document)
+    lines = _header(run_id, brand, document, engine, model)
     for number, render in renderers.items():
         output = outputs.get(number)
         body = render(output) if isinstance(output, Mapping) else ["*No output was recorded for this stage.*"]
@@ -134,7 +164,7 @@ def render_report(*, run_id: str, brand: BrandProfile, document: Document,
     return FinalReport(
         markdown=markdown,
         cards=tuple(OpportunityCard(number=_card_number(card, i), title=_inline(card.get("title")), content=content)
-                    for i, (card, content) in enumerate(zip(cards, contents), start=1)),
+                    for i, (card, content) in enumerate(zip(cards, contents, strict=True), start=1)),
     )
 
 

@@ -62,7 +62,27 @@ CREATE TABLE public."PipelineRun" (
     "stage4Output" jsonb,
     "fullReportMarkdown" text,
     "lastInterruption" text,
+    engine text,
+    model text,
+    "llmCalls" integer,
+    "promptTokens" integer,
+    "completionTokens" integer,
+    "cachedTokens" integer,
+    "costUsd" numeric(14,8),
+    usage jsonb,
+    "cachedStages" smallint[],
     CONSTRAINT "PipelineRun_status_check" CHECK ((status = ANY (ARRAY['QUEUED'::text, 'PROCESSING'::text, 'COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))
+);
+
+CREATE TABLE public."StageCache" (
+    key text NOT NULL,
+    stage smallint NOT NULL,
+    model text NOT NULL,
+    output jsonb NOT NULL,
+    usage jsonb DEFAULT '{}'::jsonb NOT NULL,
+    "createdAt" timestamp(3) with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT "StageCache_key_check" CHECK ((key ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT "StageCache_stage_check" CHECK (((stage >= 1) AND (stage <= 3)))
 );
 
 CREATE TABLE public."StageOutput" (
@@ -107,6 +127,9 @@ ALTER TABLE ONLY public."OpportunityCard"
 
 ALTER TABLE ONLY public."PipelineRun"
     ADD CONSTRAINT "PipelineRun_pkey" PRIMARY KEY (id);
+
+ALTER TABLE ONLY public."StageCache"
+    ADD CONSTRAINT "StageCache_pkey" PRIMARY KEY (key);
 
 ALTER TABLE ONLY public."StageOutput"
     ADD CONSTRAINT "StageOutput_pkey" PRIMARY KEY (id);

@@ -6,6 +6,7 @@
     /chain/<n>              n redirects in a row, then /files/doc.txt
     /slow?delay=<s>         waits, then a small text body
     /drip?every=<s>         a text body one byte at a time, ``every`` seconds apart
+    /driphead?every=<s>     the status line and headers one byte at a time (a body never starts)
     /huge?size=<n>          Content-Length n, honestly sent
     /chunked?size=<n>       n bytes chunked, no Content-Length (a stream that hides its size)
     /status/<code>          that status (``Retry-After`` from ?retry_after=)
@@ -16,6 +17,7 @@ Every request's path and headers are kept in ``seen`` so tests can check what wa
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -96,10 +98,9 @@ def _handler(state: BlobServer) -> type[BaseHTTPRequestHandler]:
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             state.seen.append(Seen(self.path, dict(self.headers.items())))
             kind, _, rest = parts.path.lstrip("/").partition("/")
-            try:
+            # A client that hangs up gave up on purpose (a cap or a timeout under test).
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 getattr(self, f"route_{kind}", self.route_missing)(rest, query)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up on purpose (a cap or a timeout under test)
 
         def route_missing(self, rest: str, query: dict[str, str]) -> None:
             self._send(404, b"not found")
@@ -138,6 +139,15 @@ def _handler(state: BlobServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
                 time.sleep(every)
+
+        def route_driphead(self, rest: str, query: dict[str, str]) -> None:
+            every = float(query.get("every", "0.2"))
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + b"X-Padding: " + b"p" * 200 + b"\r\n"
+            for byte in head:  # never the blank line that ends the headers: the status never completes
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(every)
+            self.close_connection = True
 
         def route_huge(self, rest: str, query: dict[str, str]) -> None:
             size = int(query.get("size", "1000000"))

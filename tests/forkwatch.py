@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     os.register_at_fork(before=before_fork)
     from handlers.dispatcher import main as dispatcher_main
 
-    return dispatcher_main()
+    return dispatcher_main([])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine, then runs them:
-#   a virtualenv with the pinned development requirements, and PostgreSQL on 127.0.0.1:5432.
+#   a virtualenv with the locked development requirements (hash-checked), and PostgreSQL on 127.0.0.1:5432.
 # Usage: bash tests/run.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,15 @@ PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# The lock (scripts/lock.py) pins and hashes every distribution: pip refuses anything else.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
+
+# Node.js and npm check the Railway infrastructure file (.railway/) and the Prisma schema (prisma/)
+# with their own packages (npm ci from each folder's package-lock.json).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "installing Node.js and npm (Debian packages)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
 
 # Page tests drive Debian's chromium through Playwright (never a browser download).
 if [ ! -x /usr/bin/chromium ]; then

@@ -6,50 +6,43 @@ a log line or the summary.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from urllib.parse import urlsplit
 
+from config.errors import ConfigError
 from config.settings import Settings
 from handlers.cron_jobs.checks import Checks
+from handlers.webhook_signature import SECRET_PREFIX as WHSEC_PREFIX
+from handlers.webhook_signature import secret_key
 
-WHSEC_PREFIX = "whsec_"
-MIN_WHSEC_BYTES = 24  # decoded key of a whsec_ secret
-MIN_RAW_SECRET_CHARS = 32
+MIN_WHSEC_BYTES = 24  # decoded key of the webhook secret
 MIN_API_TOKEN_CHARS = 32
 OPENROUTER_KEY_PREFIX = "sk-or-"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+GENERATE_WHSEC = ("generate one with `python -c \"import base64, os; "
+                  "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\"`")
 GENERATE = "generate one with `python -c \"import secrets; print(secrets.token_urlsafe(32))\"`"
 
 
 def check_webhook_secret(settings: Settings, checks: Checks) -> None:
-    """WEBHOOK_SECRET: whsec_ + base64 of at least 24 bytes, or a raw secret of at least 32 characters."""
+    """WEBHOOK_SECRET: base64 (``whsec_`` prefix and ``=`` padding optional) of at least 24 bytes."""
     name = "WEBHOOK_SECRET"
     secret = settings.webhook_secret
     if not secret:
         checks.failed(name, "unset: the web service answers POST /run with 503 until it is set to the secret the "
-                            f"frontend signs with (Standard Webhooks, whsec_<base64> or raw); {GENERATE}")
+                            f"frontend signs with (Standard Webhooks, whsec_<base64>); {GENERATE_WHSEC}")
         return
-    if secret.startswith(WHSEC_PREFIX):
-        try:
-            key = base64.b64decode(secret[len(WHSEC_PREFIX):], validate=True)
-        except (binascii.Error, ValueError):
-            checks.failed(name, "starts with whsec_ but the rest is not valid base64: copy the secret again "
-                                "from the sender's dashboard")
-            return
-        if len(key) < MIN_WHSEC_BYTES:
-            checks.failed(name, f"whsec_ secret decodes to {len(key)} bytes, fewer than {MIN_WHSEC_BYTES}: "
-                                "a short HMAC key can be guessed; generate a new secret at the sender",
-                          value=len(key), threshold=MIN_WHSEC_BYTES)
-            return
-        checks.ok(name, f"whsec_ secret set ({len(key)}-byte key)", value=len(key), threshold=MIN_WHSEC_BYTES)
+    try:
+        key = secret_key(secret)
+    except ConfigError as exc:
+        checks.failed(name, str(exc))
         return
-    if len(secret) < MIN_RAW_SECRET_CHARS:
-        checks.failed(name, f"raw secret of {len(secret)} characters, fewer than {MIN_RAW_SECRET_CHARS}: "
-                            f"use a longer one (set the same value at the frontend); {GENERATE}",
-                      value=len(secret), threshold=MIN_RAW_SECRET_CHARS)
+    if len(key) < MIN_WHSEC_BYTES:
+        checks.failed(name, f"secret decodes to {len(key)} bytes, fewer than {MIN_WHSEC_BYTES}: "
+                            f"a short HMAC key can be guessed; {GENERATE_WHSEC} and set it at the sender too",
+                      value=len(key), threshold=MIN_WHSEC_BYTES)
         return
-    checks.ok(name, f"raw secret set ({len(secret)} characters)", value=len(secret), threshold=MIN_RAW_SECRET_CHARS)
+    form = "whsec_" if secret.startswith(WHSEC_PREFIX) else "bare base64"
+    checks.ok(name, f"{form} secret set ({len(key)}-byte key)", value=len(key), threshold=MIN_WHSEC_BYTES)
 
 
 def check_api_token(settings: Settings, checks: Checks) -> None:
@@ -91,9 +84,10 @@ def check_openrouter(settings: Settings, checks: Checks) -> None:
                                              "network in clear text; use https (http only for 127.0.0.1/localhost)")
     model = settings.llm_model.strip()
     if not model:
-        checks.failed("LLM_MODEL", "empty: unset it for the default deepseek/deepseek-chat or name an OpenRouter model")
+        checks.failed("LLM_MODEL", "empty: unset it for the default google/gemini-2.5-flash or name an "
+                                   "OpenRouter model")
     elif "/" not in model:
         checks.warning("LLM_MODEL", f"{model!r} has no vendor prefix: OpenRouter models are named 'vendor/model' "
-                                    "(e.g. deepseek/deepseek-chat)", value=model)
+                                    "(e.g. google/gemini-2.5-flash)", value=model)
     else:
         checks.ok("LLM_MODEL", model, value=model)

@@ -18,6 +18,7 @@ from config.modes import Mode
 from config.settings import Settings
 from handlers.cron_jobs import credentials
 from handlers.cron_jobs.checks import MIB, Checks, JobContext, Thresholds
+from handlers.cron_jobs.llm_checks import check_llm
 from persistence.diagnostics import DatabaseDiagnostics
 from pipeline.brands import load_all_brands
 
@@ -47,6 +48,7 @@ def run(ctx: JobContext) -> None:
     credentials.check_webhook_secret(settings, checks)
     credentials.check_api_token(settings, checks)
     credentials.check_openrouter(settings, checks)
+    check_llm(settings, checks)
     _draining(settings, checks)
 
 
@@ -133,8 +135,10 @@ def _output_dir(settings: Settings, checks: Checks, limits: Thresholds) -> None:
         probe.unlink()
     except OSError as exc:
         checks.failed("output dir", f"OUTPUT_DIR {out} is not writable ({exc.strerror or exc}): stage files and the "
-                                    "spool cannot be written. A Railway volume is mounted as root: set "
-                                    "RAILWAY_RUN_UID=0 on the service, or point OUTPUT_DIR somewhere writable")
+                                    "spool cannot be written. A Railway volume is mounted as root: start the service "
+                                    "through the image's entrypoint (/app/docker/entrypoint.sh gives it to the "
+                                    "app user; a custom start command replaces it), or point OUTPUT_DIR somewhere "
+                                    "writable")
     else:
         checks.ok("output dir", f"{out} writable (write, fsync, delete)", value=str(out))
     _survives_redeploy(settings, checks)
@@ -142,21 +146,25 @@ def _output_dir(settings: Settings, checks: Checks, limits: Thresholds) -> None:
 
 
 def _survives_redeploy(settings: Settings, checks: Checks) -> None:
+    """The durability of OUTPUT_DIR, and what this deployment therefore does during an outage."""
     out = settings.output_dir
-    if settings.output_survives_redeploy:
-        where = f"on the volume at {settings.volume_mount_path}" if settings.volume_mount_path else "not on Railway"
-        checks.ok("volume", f"OUTPUT_DIR survives a redeploy ({where})", value=True)
+    if settings.output_durable:
+        checks.ok("volume", f"OUTPUT_DIR is {settings.durability}: it survives a redeploy, and webhooks received "
+                            "during a database outage are journalled there (202) and replayed", value=True)
         return
     lost = {
         Mode.FILE_ONLY: "every run's files and reports (the only copy in FILE_ONLY)",
         Mode.DUAL_WRITE: "the file mirror of every run and any spooled writes not yet replayed into PostgreSQL",
         Mode.DATABASE_ONLY: "any spooled writes not yet replayed into PostgreSQL (outputs of runs during an outage)",
     }[settings.mode]
-    where = (f"outside the volume mounted at {settings.volume_mount_path}" if settings.volume_mount_path
-             else "on the container's disk (no volume: RAILWAY_VOLUME_MOUNT_PATH is unset)")
-    checks.warning("volume", f"OUTPUT_DIR {out} is {where}: a redeploy erases {lost}, and the breaker state. "
-                             "Mount a volume on this service (e.g. at /data) and leave OUTPUT_DIR unset: it defaults "
-                             "to $RAILWAY_VOLUME_MOUNT_PATH/outputs", value=False)
+    outage = ("" if settings.mode is Mode.FILE_ONLY else
+              " So a webhook received while PostgreSQL is unreachable answers 503 with Retry-After (the sender "
+              "retries) instead of a 202 journalled to this disk, and a run lost with its container resumes from "
+              "what PostgreSQL holds: right for replicated web or worker services.")
+    checks.warning("volume", f"OUTPUT_DIR {out} is {settings.durability}: a redeploy erases {lost}, and the "
+                             f"breaker state.{outage} For one replica that should ride out outages, mount a volume "
+                             "on this service (e.g. at /data) and leave OUTPUT_DIR unset: it defaults to "
+                             "$RAILWAY_VOLUME_MOUNT_PATH/outputs", value=False)
 
 
 def _free_disk(settings: Settings, checks: Checks, limits: Thresholds) -> None:

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from config.errors import NotFound, RunnerError
+from config.errors import NotDurable, NotFound, RunnerError, StoreError
 from config.log import get_logger
 from handlers.launcher import RunLauncher
 from persistence.commands import CreateRun
-from persistence.ports import RunStore
+from persistence.ports import DirectWrite, RunStore
 from persistence.query.ports import progress, running_stage
-from persistence.records import STAGE_NUMBERS, RunRequest, RunState, RunStatus, StageState
+from persistence.records import STAGE_NUMBERS, RunErrorInfo, RunRequest, RunState, RunStatus, StageState
 
 log = get_logger(__name__)
 
 
-def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest, *, announce: bool = True) -> bool:
+RETRY_AFTER_S = 30  # what a refused sender is told; Standard Webhooks senders also back off themselves
+
+
+def submit_run(store: RunStore, launcher: RunLauncher, request: RunRequest, *,
+               direct: DirectWrite | None = None, announce: bool = True) -> bool:
     """Record ``request`` (QUEUED), then notify the launcher. True if new, False for a repeat.
 
     The run is durable before anyone is told: a launcher that fails to start it leaves a QUEUED
     run that recovery picks up, so the sender still gets its 202/200. Conflict propagates (409).
     ``announce=False``: the caller logs the outcome itself (gunicorn's access line carries it).
+    ``direct`` (a host whose OUTPUT_DIR is not durable): the run must reach PostgreSQL itself,
+    else NotDurable (503 with Retry-After), because a spooled copy would vanish with the container.
     """
-    created = store.apply(CreateRun(request))
+    command = CreateRun(request)
+    if direct is None:
+        created = store.apply(command)
+    else:
+        try:
+            created = direct.apply_to_database(command)
+        except StoreError as exc:
+            log.warning("run_refused_not_durable", run_id=request.run_id, code=exc.code, reason=str(exc))
+            raise NotDurable("the database cannot record the run right now, and this service keeps no durable "
+                             "copy (OUTPUT_DIR is not on a volume): nothing was recorded; retry later",
+                             retry_after_s=RETRY_AFTER_S) from exc
     if announce:
         log.info("run_accepted" if created else "run_repeated", run_id=request.run_id,
                  company_id=request.company_id)
@@ -50,7 +65,7 @@ def _stage_status(state: RunState, number: int, stage: StageState) -> str:
     return "pending"
 
 
-def run_status(store: RunStore, run_id: str, usage: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_status(store: RunStore, run_id: str) -> dict[str, Any]:
     """The contract §5 status body of ``run_id`` with §10's progress and usage; NotFound when unknown.
 
     ``current_stage`` is the stage running now (None unless PROCESSING); ``last_completed_stage``
@@ -72,7 +87,28 @@ def run_status(store: RunStore, run_id: str, usage: Mapping[str, Any] | None = N
         "last_completed_stage": max(state.completed_stages, default=None),
         "progress": progress(state.status, state.completed_stages),
         "stages": stages,
-        "error": state.error.as_dict() if state.error else None,
-        "usage": dict(usage) if usage else None,
+        "error": public_error(state.error),
         "source": read.source,
+        "usage": _usage(state),
     }
+
+
+def _usage(state: RunState) -> dict[str, Any] | None:
+    """Contract §10: the run's LLM calls, tokens and cost so far; None without an LLM."""
+    total = state.usage.total() if state.usage else None
+    if total is None:
+        return None
+    return {key: total[key] for key in ("calls", "prompt_tokens", "completion_tokens", "cost_usd")}
+
+
+# Versions before issue 11 appended a dead run's last JSON log lines to its error message.
+_LEGACY_LOG_TAIL = "; last log lines:"
+
+
+def public_error(error: RunErrorInfo | None) -> dict[str, Any] | None:
+    """A run's error as the status API shows it: never internal log lines, even in old rows."""
+    if error is None:
+        return None
+    shown = error.as_dict()
+    shown["message"] = error.message.split(_LEGACY_LOG_TAIL, 1)[0]
+    return shown

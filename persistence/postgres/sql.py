@@ -126,10 +126,21 @@ SET status = 'FAILED',
 WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
 """
 
+# A whole snapshot (idempotent), refused by _fence for a superseded attempt.
+RECORD_USAGE = """
+UPDATE "PipelineRun"
+SET engine = %(engine)s, model = %(model)s,
+    "llmCalls" = %(calls)s, "promptTokens" = %(prompt_tokens)s, "completionTokens" = %(completion_tokens)s,
+    "cachedTokens" = %(cached_tokens)s, "costUsd" = %(cost_usd)s,
+    usage = %(usage)s, "cachedStages" = %(cached_stages)s,
+    "updatedAt" = now()
+WHERE id = %(run_id)s
+"""
+
 SELECT_RUN = """
 SELECT id, "userId", "companyId", "documentUrl", status, attempt, "currentStage", "stageTimings",
        "errorStage", "errorCode", "errorMessage", "createdAt", "updatedAt", "completedAt",
-       "leaseOwner", "leaseExpiresAt", "lastInterruption"
+       "leaseOwner", "leaseExpiresAt", "lastInterruption", engine, model, usage, "cachedStages"
 FROM "PipelineRun"
 WHERE id = %(run_id)s
 """
@@ -143,6 +154,19 @@ PING = "SELECT 1"
 # -- the queue: claims, leases, requeues (persistence/postgres_queue.py) ----------------------
 
 SEQ_CLAIM = SEQ_START  # a claim starts the attempt; the child's start_attempt repeats it harmlessly
+
+# A claim the file mirror granted during an outage, replayed: the attempt and its lease.
+RECORD_CLAIM = """
+UPDATE "PipelineRun"
+SET status = 'PROCESSING',
+    attempt = GREATEST(attempt, %(attempt)s),
+    "leaseOwner" = %(owner)s,
+    "leaseExpiresAt" = %(expires)s,
+    "errorStage" = NULL, "errorCode" = NULL, "errorMessage" = NULL,
+    "writeSeq" = %(seq)s,
+    "updatedAt" = now()
+WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
+"""
 SEQ_REQUEUE = 102
 
 _CLAIM_SET = """
@@ -206,4 +230,52 @@ SELECT id, attempt, "leaseOwner", "leaseExpiresAt"
 FROM "PipelineRun"
 WHERE status = 'PROCESSING' AND "leaseOwner" IS NOT NULL
 ORDER BY "leaseExpiresAt", id
+"""
+
+# -- mirror healing (DUAL_WRITE): what changed since, and everything about one run ------------
+
+SELECT_REPORT = """
+SELECT "fullReportMarkdown" FROM "PipelineRun" WHERE id = %(run_id)s
+"""
+
+SELECT_UPDATED_SINCE = """
+SELECT id, "updatedAt" FROM "PipelineRun" WHERE "updatedAt" >= %(since)s ORDER BY "updatedAt", id
+"""
+
+# -- the hot write: one autocommit statement (fence, stage row, run row) ------------------------
+
+# One round trip instead of five (BEGIN, row lock, upsert, run-row update, COMMIT). ``run`` locks
+# the run row; the stage upsert and the run-row update happen only when the write's attempt is
+# not older than the run's. The statement returns the run's attempt (no row: unknown run), which
+# is how the caller tells a fenced-out write (Superseded) from a done one.
+SAVE_STAGE_ONE = """
+WITH run AS (
+    SELECT id, attempt FROM "PipelineRun" WHERE id = %(run_id)s FOR UPDATE
+), stage_row AS (
+    INSERT INTO "StageOutput" ("runId", "stageNumber", output, attempt, "startedAt", "completedAt", "durationMs")
+    SELECT run.id, %(stage)s, %(output)s, %(attempt)s, %(started_at)s, %(completed_at)s, %(duration_ms)s
+    FROM run WHERE run.attempt <= %(attempt)s
+    ON CONFLICT ("runId", "stageNumber") DO UPDATE
+    SET output = EXCLUDED.output,
+        attempt = EXCLUDED.attempt,
+        "startedAt" = EXCLUDED."startedAt",
+        "completedAt" = EXCLUDED."completedAt",
+        "durationMs" = EXCLUDED."durationMs",
+        "updatedAt" = now()
+    WHERE "StageOutput".attempt <= EXCLUDED.attempt
+    RETURNING 1
+), run_row AS (
+    UPDATE "PipelineRun" AS r
+    SET "stage1Output" = CASE WHEN %(stage)s = 1 THEN %(output)s ELSE r."stage1Output" END,
+        "stage2Output" = CASE WHEN %(stage)s = 2 THEN %(output)s ELSE r."stage2Output" END,
+        "stage3Output" = CASE WHEN %(stage)s = 3 THEN %(output)s ELSE r."stage3Output" END,
+        "stage4Output" = CASE WHEN %(stage)s = 4 THEN %(output)s ELSE r."stage4Output" END,
+        "stageTimings" = r."stageTimings" || jsonb_build_object(%(stage)s::text, %(timing)s::jsonb),
+        "currentStage" = CASE WHEN r."writeSeq" <= %(seq)s THEN %(stage)s ELSE r."currentStage" END,
+        "writeSeq" = GREATEST(r."writeSeq", %(seq)s),
+        "updatedAt" = now()
+    FROM run WHERE r.id = run.id AND run.attempt <= %(attempt)s
+    RETURNING 1
+)
+SELECT run.attempt FROM run
 """

@@ -7,6 +7,7 @@ with one ``match``; the queue's statements live in ``queue``, all SQL in ``sql``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,10 +19,12 @@ from config.errors import Conflict, RunnerError, SchemaMismatch, StoreError, Sto
 from config.log import get_logger
 from persistence.commands import (
     CancelRun,
+    ClaimRun,
     Command,
     CompleteRun,
     CreateRun,
     FailRun,
+    RecordUsage,
     RetryRun,
     SaveStage,
     StartAttempt,
@@ -34,7 +37,7 @@ from persistence.postgres import sql as q
 from persistence.postgres.connection import Conn, Connections, DbTimeouts
 from persistence.postgres.errors import is_transient, wrap_exceptions
 from persistence.queue import Claim, Lease
-from persistence.records import RunErrorInfo, RunRequest, RunState, RunStatus, StageState
+from persistence.records import RunErrorInfo, RunRequest, RunSnapshot, RunState, RunStatus, RunUsage, StageState
 
 log = get_logger(__name__)
 
@@ -66,20 +69,60 @@ class PostgresStore(CommandVerbs):
     # -- writes ------------------------------------------------------------------------------
 
     def apply(self, command: Command) -> bool:
-        """Apply one command in its own bounded transaction (a new run: one autocommit statement)."""
+        """Apply one command: a new run or a stage in one autocommit statement, the others in one transaction."""
         if isinstance(command, CreateRun):
             with self._db.session(command.kind) as conn:
                 return _create_once(conn, command.request)
+        if isinstance(command, SaveStage):
+            with self._db.session(command.kind) as conn:
+                self._save_stage(conn, command)
+            return False
         with self._db.transaction(command.kind) as conn:
             return self._apply_on(conn, command)
 
+    def _save_stage(self, conn: Conn, command: SaveStage) -> None:
+        """The stage row and the run row's copy in one statement (SAVE_STAGE_ONE), fenced by attempt."""
+        row = conn.execute(q.SAVE_STAGE_ONE, _stage_params(command), prepare=self.timeouts.prepare).fetchone()
+        _check_fence(command, row)
+
     def apply_batch(self, commands: Sequence[Command]) -> list[BaseException | None]:
-        """Apply ``commands`` in one transaction, each in a savepoint; one verdict per command."""
+        """Apply ``commands`` in one transaction; one verdict per command.
+
+        The fast way first: no savepoints, consecutive stage writes sent together with
+        ``executemany``. Only a batch in which some command is refused is applied again, each
+        command in its own savepoint, so the refused one rolls back alone.
+        """
+        try:
+            with self._db.transaction("replay batch") as conn:
+                self._apply_all(conn, commands)
+            return [None] * len(commands)
+        except STOPPING:
+            raise
+        except (RunnerError, ValueError, KeyError, TypeError) as exc:
+            log.info("replay_batch_one_by_one", commands=len(commands), reason=str(exc))
         verdicts: list[BaseException | None] = []
         with self._db.transaction("replay batch") as conn:
             for command in commands:
                 verdicts.append(self._apply_saved(conn, command))
         return verdicts
+
+    def _apply_all(self, conn: Conn, commands: Sequence[Command]) -> None:
+        """Every command in order, stage writes in groups; raises at the first refusal (the caller rolls back)."""
+        stages: list[SaveStage] = []
+        for command in [*commands, None]:
+            if isinstance(command, SaveStage):
+                stages.append(command)
+                continue
+            if stages:
+                with wrap_exceptions("replay save_stage"), conn.cursor() as cur:
+                    cur.executemany(q.SAVE_STAGE_ONE, [_stage_params(c) for c in stages], returning=True)
+                    for stage in stages:
+                        _check_fence(stage, cur.fetchone())
+                        cur.nextset()
+                stages = []
+            if command is not None:
+                with wrap_exceptions(f"replay {command.kind}"):
+                    self._apply_on(conn, command)
 
     def _apply_saved(self, conn: Conn, command: Command) -> BaseException | None:
         for tries_left in (1, 0):
@@ -106,16 +149,8 @@ class PostgresStore(CommandVerbs):
                 _fence(conn, run_id, attempt)
                 conn.execute(q.START_ATTEMPT, {"run_id": run_id, "attempt": attempt,
                                                "seq": q.write_seq(attempt, q.SEQ_START)})
-            case SaveStage(run_id=run_id, attempt=attempt, result=result):
-                timing = {"started_at": result.started_at.isoformat(),
-                          "completed_at": result.completed_at.isoformat(), "duration_ms": result.duration_ms}
-                params = {"run_id": run_id, "attempt": attempt, "stage": result.stage,
-                          "output": Jsonb(dict(result.output)), "started_at": result.started_at,
-                          "completed_at": result.completed_at, "duration_ms": result.duration_ms,
-                          "timing": Jsonb(timing), "seq": q.write_seq(attempt, q.SEQ_PER_STAGE * result.stage)}
-                _fence(conn, run_id, attempt)
-                conn.execute(q.UPSERT_STAGE_OUTPUT, params)
-                conn.execute(q.SAVE_STAGE_ON_RUN, params)
+            case SaveStage():
+                self._save_stage(conn, command)
             case CompleteRun(run_id=run_id, attempt=attempt, report=report):
                 _fence(conn, run_id, attempt)
                 cards = [{"run_id": run_id, "attempt": attempt, "number": c.number, "title": c.title,
@@ -131,6 +166,13 @@ class PostgresStore(CommandVerbs):
                 conn.execute(q.FAIL_RUN, {"run_id": run_id, "stage": error.stage, "code": error.code,
                                           "message": error.message, "seq": q.write_seq(attempt, q.SEQ_FAIL)})
                 self._announce(conn, run_id)
+            case ClaimRun(run_id=run_id, attempt=attempt, owner=owner, lease_expires_at=expires):
+                _fence(conn, run_id, attempt)
+                conn.execute(q.RECORD_CLAIM, {"run_id": run_id, "attempt": attempt, "owner": owner,
+                                              "expires": expires, "seq": q.write_seq(attempt, q.SEQ_CLAIM)})
+            case RecordUsage(run_id=run_id, attempt=attempt, usage=usage):
+                _fence(conn, run_id, attempt)
+                conn.execute(q.RECORD_USAGE, _usage_params(run_id, usage))
             case CancelRun(run_id=run_id, attempt=attempt, stage=stage):
                 cancelled = conn.execute(cq.CANCEL_RUN, {"run_id": run_id, "attempt": attempt, "stage": stage,
                                                          "message": command.error.message}).fetchone()
@@ -159,6 +201,23 @@ class PostgresStore(CommandVerbs):
         with self._db.session("load_stage_outputs") as conn:
             rows = conn.execute(q.SELECT_STAGE_OUTPUTS, {"run_id": run_id}).fetchall()
         return {row["stageNumber"]: row["output"] for row in rows}
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        """Everything the database holds about the run (state, outputs, report), in one transaction."""
+        with self._db.transaction("snapshot") as conn:
+            row = conn.execute(q.SELECT_RUN, {"run_id": run_id}).fetchone()
+            if row is None:
+                return None
+            outputs = conn.execute(q.SELECT_STAGE_OUTPUTS, {"run_id": run_id}).fetchall()
+            report = conn.execute(q.SELECT_REPORT, {"run_id": run_id}).fetchone()
+        return RunSnapshot(_state(row), {r["stageNumber"]: r["output"] for r in outputs},
+                           report["fullReportMarkdown"] if report else None)
+
+    def updated_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(run id, updatedAt) of every run changed at or after ``since``, oldest first."""
+        with self._db.session("updated_since") as conn:
+            rows = conn.execute(q.SELECT_UPDATED_SINCE, {"since": since}).fetchall()
+        return [(row["id"], row["updatedAt"]) for row in rows]
 
     # -- the queue (persistence.queue.RunQueue) ------------------------------------------------
 
@@ -206,6 +265,31 @@ class PostgresStore(CommandVerbs):
         self._db.close()
 
 
+def _stage_params(command: SaveStage) -> dict[str, Any]:
+    result = command.result
+    timing = {"started_at": result.started_at.isoformat(), "completed_at": result.completed_at.isoformat(),
+              "duration_ms": result.duration_ms}
+    return {"run_id": command.run_id, "attempt": command.attempt, "stage": result.stage,
+            "output": Jsonb(dict(result.output), dumps=_compact), "started_at": result.started_at,
+            "completed_at": result.completed_at, "duration_ms": result.duration_ms,
+            "timing": Jsonb(timing, dumps=_compact),
+            "seq": q.write_seq(command.attempt, q.SEQ_PER_STAGE * result.stage)}
+
+
+def _check_fence(command: SaveStage, row: DictRow | None) -> None:
+    """SAVE_STAGE_ONE returns the run's attempt: none (unknown run) or a newer one is Superseded."""
+    if row is None:
+        raise Superseded(f"run {command.run_id} is not in the database: it was never created there")
+    if row["attempt"] > command.attempt:
+        raise Superseded(f"run {command.run_id}: attempt {command.attempt} was superseded by attempt "
+                         f"{row['attempt']}; write refused")
+
+
+def _compact(value: Any) -> str:
+    """JSON without spaces: what PostgreSQL parses fastest and stores the same."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _fence(conn: Conn, run_id: str, attempt: int) -> None:
     """Lock the run row; refuse the write if the run is unknown or owned by a newer attempt."""
     row = conn.execute(q.LOCK_RUN, {"run_id": run_id}).fetchone()
@@ -244,6 +328,24 @@ def _create(conn: Conn, request: RunRequest) -> bool:
     return False
 
 
+def _usage_params(run_id: str, usage: RunUsage) -> dict[str, Any]:
+    total = usage.total() or {}
+    data = usage.as_dict()
+    return {"run_id": run_id, "engine": usage.engine, "model": usage.model,
+            "calls": total.get("calls"), "prompt_tokens": total.get("prompt_tokens"),
+            "completion_tokens": total.get("completion_tokens"), "cached_tokens": total.get("cached_tokens"),
+            "cost_usd": total.get("cost_usd"),
+            "usage": None if data["usage"] is None else Jsonb(data["usage"]),
+            "cached_stages": list(usage.cached_stages) if usage.stages is not None else None}
+
+
+def _row_usage(row: DictRow) -> RunUsage | None:
+    if row["engine"] is None:
+        return None
+    return RunUsage.from_dict({"engine": row["engine"], "model": row["model"], "usage": row["usage"],
+                               "cache": {"stages": row["cachedStages"] or []} if row["usage"] is not None else None})
+
+
 def _state(row: DictRow) -> RunState:
     lease = None if row["leaseOwner"] is None else {
         "owner": row["leaseOwner"],
@@ -266,6 +368,7 @@ def _state(row: DictRow) -> RunState:
         updated_at=row["updatedAt"],
         completed_at=row["completedAt"],
         extra={"lease": lease, "last_interruption": row["lastInterruption"]},  # the keys FileStore reports
+        usage=_row_usage(row),
     )
 
 

@@ -230,7 +230,10 @@ class Journal:
         """True while ``run_id`` may have records waiting (its later writes must queue behind them)."""
         if not self._indexed and not self.dir.exists():
             return False
-        self._index()
+        try:
+            self._index()
+        except OSError:
+            return bool(self._names(run_id))  # the index cannot be built (a full disk): list instead
         return (self.runs_dir / run_id).exists()
 
     def any_pending(self) -> bool:

@@ -13,10 +13,12 @@ from typing import Any
 
 from persistence.commands import (
     CancelRun,
+    ClaimRun,
     Command,
     CompleteRun,
     CreateRun,
     FailRun,
+    RecordUsage,
     RetryRun,
     SaveStage,
     StartAttempt,
@@ -72,6 +74,10 @@ def apply_to_state(state: RunState, command: Command, at: datetime) -> RunState:
                            error=command.error, updated_at=at, completed_at=at)
         case RetryRun(attempt=attempt) if state.status is RunStatus.FAILED and state.attempt == attempt:
             return replace(state, status=RunStatus.QUEUED, error=None, updated_at=at, completed_at=None)
+        case ClaimRun(attempt=attempt):
+            return replace(state, status=RunStatus.PROCESSING, attempt=attempt, error=None, updated_at=at)
+        case RecordUsage(usage=usage):
+            return replace(state, usage=usage, updated_at=at)
     return state
 
 

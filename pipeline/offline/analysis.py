@@ -5,14 +5,14 @@ Stages 1, 2 and 5 all read the same document, so the analysis is cached per text
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Mapping
 
 from pipeline.offline.phrases import Phrase, extract_phrases
 from pipeline.offline.ranking import rank, term_weights
-from pipeline.offline.text import Sentence, scan_window, split_sentences
+from pipeline.offline.text import MAX_SCAN_CHARS, Sentence, split_sentences
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Analysis:
     ranked: tuple[int, ...]
     weights: Mapping[str, float]
     phrases: tuple[Phrase, ...]
-    partial: bool
+    partial: bool  # only the first MAX_SCAN_CHARS were read: never true of a short file
 
     def sentence(self, index: int) -> Sentence:
         """The sentence at ``index`` in reading order."""
@@ -44,4 +44,4 @@ def analyse(text: str) -> Analysis:
     scores, ranked = rank(sentences, weights)
     phrases = extract_phrases(sentences)
     return Analysis(sentences, scores, ranked, MappingProxyType(weights), phrases,
-                    partial=len(scan_window(text)) < len(text.strip()))
+                    partial=len(text) > MAX_SCAN_CHARS)

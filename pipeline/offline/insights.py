@@ -1,4 +1,4 @@
-"""Stage 3 offline: brand-neutral insights, one per inspiration, built on its signals."""
+"""Stage 3 offline: brand-neutral insights, one per mechanism, grouping the signals that show it."""
 
 from __future__ import annotations
 
@@ -38,6 +38,14 @@ CONDITIONS = {
 _PORTABLE = ("REMOVED_FRICTION", "UNBUNDLED", "TIME_SHIFTED", "CHANGED_MODEL", "COMBINED")
 
 
+def thing_of(text: str) -> str:
+    """The thing a stage 1 title or stage 2 description names: the part before its separator."""
+    for separator in (" — ", ": "):
+        if separator in text:
+            return text.split(separator, 1)[0].strip()
+    return text.strip()
+
+
 def _transferability(mechanism: str, signals: list[Mapping[str, Any]]) -> str:
     """A level and its reasons: portable mechanisms backed by varied signals travel best."""
     categories = sorted({str(s.get("category", "")) for s in signals if s.get("category")})
@@ -51,34 +59,31 @@ def _transferability(mechanism: str, signals: list[Mapping[str, Any]]) -> str:
 
 
 def general_translation(stage1: Mapping[str, Any], stage2: Mapping[str, Any]) -> dict[str, Any]:
-    """Stage 3: one industry-neutral principle per inspiration, citing the signals behind it."""
-    signals = list(stage2.get("signals", []))
-    insights = []
-    for n, insp in enumerate(stage1.get("inspirations", []), start=1):
-        title = str(insp.get("title", ""))
+    """Stage 3: inspirations sharing a mechanism become one insight citing all their signals."""
+    signals = [s for s in stage2.get("signals", []) if isinstance(s, Mapping)]
+    inspirations = [i for i in stage1.get("inspirations", []) if isinstance(i, Mapping)]
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for insp in inspirations:
         mechanism = insp.get("mechanism_type")
-        mechanism = mechanism if mechanism in MECHANISM_TYPES else FALLBACK
-        own = [s for s in signals if s.get("inspiration") == title]
-        if not own and signals:
+        groups.setdefault(mechanism if mechanism in MECHANISM_TYPES else FALLBACK, []).append(insp)
+    insights = []
+    for n, (mechanism, members) in enumerate(groups.items(), start=1):
+        titles = [str(m.get("title", "")) for m in members]
+        own = [s for s in signals if s.get("inspiration") in titles]
+        if not own:
             # Signals from another engine may not name their inspiration: spread them in order.
-            own = [s for i, s in enumerate(signals) if i % max(len(stage1["inspirations"]), 1) == n - 1]
-        own = own or signals[:1]
-        phrase = str(insp.get("key_phrase") or title)
+            own = [s for i, s in enumerate(signals) if i % len(groups) == n - 1] or signals[:1]
+        things = list(dict.fromkeys([thing_of(t) for t in titles] + [thing_of(str(s.get("description", "")))
+                                                                     for s in own]))[:4]
         categories = list(dict.fromkeys(str(s.get("category", "")).lower() for s in own))
-        principle = PRINCIPLES[mechanism]
         insights.append({
             "id": f"I{n}",
-            "title": f"{principle} — as {phrase} shows",
-            "description": (f"Across industries, the move is the same: the innovation {GLOSS[mechanism]}. "
-                            f"The source case is {phrase}, where {len(own)} "
-                            f"{join_names(categories) or 'market'} signal{'s' if len(own) != 1 else ''} "
-                            f"point the same way. It transfers to any category where "
-                            f"{CONDITIONS[mechanism]}."),
+            "title": f"{PRINCIPLES[mechanism]}: {join_names(things[:2])}",
+            "description": (f"Across industries the move is the same: the innovation {GLOSS[mechanism]}. "
+                            f"The document shows it in {join_names(things)}, backed by {len(own)} "
+                            f"{join_names(categories) or 'market'} signal{'s' if len(own) != 1 else ''}. "
+                            f"It transfers to any category where {CONDITIONS[mechanism]}."),
             "transferability": _transferability(mechanism, own),
             "signal_ids": [str(s["id"]) for s in own if "id" in s],
-            "mechanism_type": mechanism,
-            "principle": principle,
-            "key_phrase": phrase,
-            "key_terms": [phrase, *[str(p) for p in insp.get("related_phrases", [])]],
         })
     return {"insights": insights}

@@ -1,190 +1,133 @@
-"""Stage 1 offline: a summary, the core mechanism and 1-3 inspirations quoted from the document."""
+"""Stage 1 offline: a summary, the core mechanism and 1-3 inspirations, each a claim of the document.
+
+Each inspiration is named after the thing its claim describes ("Heat scale", "Dinner kits"), its
+mechanism comes from the cue words of the claim (kept in ``cue``), and its evidence is the claim
+plus up to two sentences that speak of the same thing.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from config.errors import StageError
+from config.errors import DOCUMENT_LANGUAGE_UNSUPPORTED, StageError
 from pipeline.document import Document
+from pipeline.gate.languages import name as language_name
 from pipeline.offline.analysis import Analysis, analyse
-from pipeline.offline.mechanisms import GLOSS, TITLES, best_of, label, mechanism_scores
-from pipeline.offline.phrases import GENERIC, grams
+from pipeline.offline.claims import Claim, claims, lower_thing
+from pipeline.offline.mechanisms import GLOSS, label
 from pipeline.offline.ranking import similarity
-from pipeline.offline.text import MAX_SCAN_CHARS, Sentence, has_number_fact, join_names, shorten
+from pipeline.offline.text import MAX_SCAN_CHARS, has_number_fact, join_names, shorten
 
-# How deep into the ranking seeds and supporting quotes are looked for: bounded work.
-_SEED_POOL = 40
-_SUPPORT_POOL = 120
-# Seeds sharing more than this share of their words say the same thing twice.
-_MAX_SEED_OVERLAP = 0.4
-# Multi-word phrases name a subject ("dinner kits"); single words rarely do ("purchase").
-_LENGTH_BONUS = {1: 1.0, 2: 2.0, 3: 2.2}
-
-
-def _overlap(a: Sentence, b: Sentence) -> float:
-    """Jaccard overlap of two sentences' stems."""
-    sa, sb = set(a.keys), set(b.keys)
-    return len(sa & sb) / max(len(sa | sb), 1)
+# What each mechanism did to the thing, to follow "<Thing>: " in a title.
+MOVES = {
+    "UNBUNDLED": "sold in parts people want", "COMBINED": "two needs met in one offer",
+    "REMOVED_FRICTION": "the effort taken out", "CHANGED_MODEL": "a new way to pay for it or get it",
+    "REFRAMED": "a new meaning for a familiar product", "DEMOCRATIZED": "opened up to many more people",
+    "PREMIUMIZED": "made worth trading up for", "DIGITIZED_ANALOG": "a digital layer on a physical routine",
+    "HUMANIZED_DIGITAL": "the human touch put back", "TIME_SHIFTED": "moved to a better moment",
+}
+_MAX_INSPIRATIONS = 3
 
 
-def _seed_count(a: Analysis) -> int:
-    """How many inspirations the document can carry: fewer for very short texts."""
-    return 3 if len(a.ranked) >= 6 else 2 if len(a.ranked) >= 4 else 1
+def _distinct(picked: list[Claim], claim: Claim) -> bool:
+    """A claim about a thing no earlier pick covers (no shared stem, different sentence)."""
+    return all(not set(claim.thing_keys) & set(p.thing_keys) and p.index != claim.index for p in picked)
 
 
-def _next_seed(a: Analysis, used: set[int], seeds: list[Sentence]) -> Sentence | None:
-    """The most central unused sentence that is not about what an earlier seed covered."""
-    for i in a.ranked[:_SEED_POOL]:
-        if i in used:
-            continue
-        candidate = a.sentence(i)
-        self_sim = similarity(candidate.keys, candidate.keys, a.weights) or 1.0
-        if all(_overlap(candidate, s) <= _MAX_SEED_OVERLAP
-               and similarity(candidate.keys, s.keys, a.weights) / self_sim <= _MAX_SEED_OVERLAP
-               for s in seeds):
-            return candidate
-    return None
-
-
-def _support(a: Analysis, seed: Sentence, used: set[int]) -> list[Sentence]:
-    """Up to two more quotes that back the seed: similar wording, central, not yet quoted."""
-    self_sim = similarity(seed.keys, seed.keys, a.weights) or 1.0
-    scored = []
-    for i in a.ranked[:_SUPPORT_POOL]:
-        if i in used:
-            continue
-        s = a.sentence(i)
-        sim = similarity(seed.keys, s.keys, a.weights) / self_sim
-        if sim > 0 and _overlap(seed, s) < 0.8:
-            scored.append((-(0.6 * sim + 0.4 * a.scores[i]), i))
-    return [a.sentence(i) for _, i in sorted(scored)[:2]]
-
-
-def _echoes(phrase: str, template: str) -> bool:
-    """True when a phrase word starts like a template word (premium / Premiumizing)."""
-    heads = {w.casefold()[:5] for w in template.split() if len(w) >= 5 and "{" not in w}
-    return any(len(w) >= 5 and w.casefold()[:5] in heads for w in phrase.split())
-
-
-def _phrase_for(a: Analysis, quotes: list[Sentence], taken: set[str], mechanism: str) -> tuple[str, list[str]]:
-    """The phrase naming what the quotes are about (from the quotes), plus two related phrases."""
-    recurring = {p.key: p.score for p in a.phrases}
-    scored: dict[tuple[str, ...], tuple[float, int, str]] = {}
-    order = 0
-    for position, quote in enumerate(quotes):
-        for key, text in grams(quote):
-            order += 1
-            if key in scored or any(k in taken for k in key) or (len(key) == 1 and key[0] in GENERIC):
-                continue
-            if _echoes(text, TITLES[mechanism]):
-                continue  # the title would say it twice: "Premiumizing premium spice blends"
-            mean = sum(a.weights.get(k, 0.0) for k in key) / len(key)
-            value = mean * _LENGTH_BONUS[len(key)] * (1.3 if position == 0 else 1.0)
-            if any(k in GENERIC for k in key):
-                value *= 0.7
-            value += 0.3 * recurring.get(key, 0.0)  # the document's own recurring phrases read best
-            scored[key] = (-round(value, 6), order, text)
-    ranked = sorted(scored.items(), key=lambda item: item[1])
-    if not ranked:
-        # Nothing quotable names a subject: fall back on the document's recurring phrases.
-        spare = [p for p in a.phrases if not any(k in taken for k in p.key)]
-        if spare:
-            taken.update(spare[0].key)
-            return spare[0].text, []
-        return shorten(quotes[0].text, 4).rstrip("…").strip(".,;:"), []
-    main_key, (_, _, main) = ranked[0]
-    taken.update(main_key)
-    related: list[str] = []
-    seen = set(main_key)  # related phrases must add words, not repeat the main one
-    for key, (_, _, text) in ranked[1:]:
-        if len(related) == 2:
+def pick_inspirations(found: tuple[Claim, ...], limit: int = _MAX_INSPIRATIONS) -> list[Claim]:
+    """The strongest claims about distinct things, preferring a mechanism not yet picked."""
+    picked: list[Claim] = []
+    for _ in range(limit):
+        mechanisms = {p.mechanism for p in picked}
+        pool = [c for c in found[:40] if _distinct(picked, c)]
+        if not pool:
             break
-        if not any(k in seen for k in key):
-            related.append(text)
-            seen.update(key)
-    return main, related
+        picked.append(min(pool, key=lambda c: (-(c.strength - (0.35 if c.mechanism in mechanisms else 0.0)),
+                                               c.index)))
+    return picked
 
 
-def _document_mechanism(a: Analysis, candidates: list[str]) -> tuple[str, int, int]:
-    """Of the inspirations' mechanisms, the one the most central passages point at most."""
-    top = a.ranked[:30]
-    total = dict.fromkeys(GLOSS, 0.0)
-    winners = []
-    for i in top:
-        scores = mechanism_scores(a.sentence(i).text)
-        for mechanism, value in scores.items():
-            total[mechanism] += value * (0.5 + a.scores[i])
-        winners.append(best_of(scores) if any(scores.values()) else None)
-    # Restricted to the inspirations' mechanisms so the core mechanism and inspirations agree.
-    mechanism = best_of({m: total[m] + 1e-9 for m in dict.fromkeys(candidates)})
-    return mechanism, sum(1 for w in winners if w == mechanism), len(top)
+def _support(a: Analysis, claim: Claim, used: set[int], limit: int) -> list[str]:
+    """Up to ``limit`` more sentences about the same thing, most central first."""
+    scored = []
+    for i in a.ranked[:150]:
+        if i in used:
+            continue
+        sentence = a.sentence(i)
+        shared = similarity(claim.thing_keys, sentence.keys, a.weights)
+        if shared > 0:
+            scored.append((-(shared + a.scores[i]), i))
+    chosen = [i for _, i in sorted(scored)[:limit]]
+    used.update(chosen)
+    return [a.sentence(i).text for i in chosen]
 
 
-def _plural(gloss: str) -> str:
-    """A gloss with its leading verb agreeing with a plural subject ("breaks" -> "break")."""
-    verb, rest = gloss.split(" ", 1)
-    return f"{verb[:-1]} {rest}"
-
-
-def _summary(document: Document, a: Analysis) -> str:
-    """Three sentences a person can read: topic, central claim, key figure."""
-    topics = [p.text for p in a.phrases[:3]] or ["its subject"]
+def _summary(document: Document, a: Analysis, found: tuple[Claim, ...]) -> str:
+    """Topic, central claim and key figure, in the document's own words."""
+    things = list(dict.fromkeys(lower_thing(c.thing) for c in found[:8]))[:4] or [p.text for p in a.phrases[:3]]
     top = a.sentence(a.ranked[0])
-    text = (f"“{document.name}” ({document.words:,} words) is mainly about {join_names(topics)}. "
+    text = (f"“{document.name}” ({document.words:,} words) covers {join_names(things) or 'its subject'}. "
             f"Its most central statement: “{shorten(top.text, 40)}”")
     fact = next((a.sentence(i) for i in a.ranked[1:20] if has_number_fact(a.sentence(i).text)), None)
     if fact is not None:
         text += f" A key figure: “{shorten(fact.text, 30)}”"
     if document.truncated:
         text += f" The document was cut to {len(document.text):,} of {document.original_chars:,} characters."
-    if a.partial:
+    if len(document.text) > MAX_SCAN_CHARS:
         text += f" Only its first {MAX_SCAN_CHARS:,} characters were analysed."
     return text
 
 
+def _core(picked: list[Claim], found: tuple[Claim, ...]) -> str:
+    """The mechanism most of the document's cued claims point at, and how many do."""
+    cued = [c for c in found[:30] if not c.cue.startswith("no cue")]
+    counts = Counter(c.mechanism for c in cued)
+    allowed = [p.mechanism for p in picked]
+    if not counts or not any(counts[m] for m in allowed):
+        lead = picked[0]
+        return (f"{label(lead.mechanism)} ({lead.mechanism}): no one mechanism dominates the document's claims; "
+                f"the clearest case is {lead.thing}, where the innovation {GLOSS[lead.mechanism]}.")
+    core = max(allowed, key=lambda m: (counts[m], -allowed.index(m)))
+    lead = next(p for p in picked if p.mechanism == core)
+    return (f"{label(core)} ({core}): {counts[core]} of the document's {len(cued)} strongest claims with a cue "
+            f"word point here; the innovation {GLOSS[core]}, most clearly in {lead.thing}.")
+
+
+def _fallback_claim(a: Analysis) -> Claim:
+    """A claim for a document too short or too odd for any phrase: its most central sentence."""
+    i = a.ranked[0]
+    text = a.sentence(i).text
+    return Claim(i, text, shorten(text, 4).rstrip("…").strip(".,;:"), a.sentence(i).keys[:2], None, "REFRAMED",
+                 "no cue word nearby; classified as REFRAMED by default", "Consumer behaviour", None, 0.0, ())
+
+
 def input_processing(document: Document) -> dict[str, Any]:
-    """Stage 1: summary, core mechanism and 1-3 inspirations with verbatim evidence."""
+    """Stage 1: summary, core mechanism and 1-3 inspirations with verbatim evidence and their cue."""
+    if document.language != "en":
+        raise StageError(1, f"document {document.name!r} is in {language_name(document.language)}; the offline "
+                            "engine reads English only: set OPENROUTER_API_KEY to use the LLM engine, which reads "
+                            "any language, or upload an English version", code=DOCUMENT_LANGUAGE_UNSUPPORTED)
     a = analyse(document.text)
     if not a.ranked:
-        raise StageError(1, f"document {document.name!r} holds no readable text to analyse",
-                         code="DOCUMENT_EMPTY")
-    used: set[int] = set()
-    seeds: list[Sentence] = []
-    inspirations, mechanisms, taken = [], [], set()
-    # Seed, then its supporting quotes, then the next seed: each cluster claims its sentences.
-    while len(seeds) < _seed_count(a):
-        seed = _next_seed(a, used, seeds) if seeds else a.sentence(a.ranked[0])
-        if seed is None:
-            break
-        seeds.append(seed)
-        used.add(seed.index)
-        support = _support(a, seed, used)
-        used.update(s.index for s in support)
-        quotes = [seed, *support]
-        mechanism = best_of(mechanism_scores(" ".join(q.text for q in quotes)), tuple(mechanisms))
-        mechanisms.append(mechanism)
-        phrase, related = _phrase_for(a, quotes, taken, mechanism)
+        raise StageError(1, f"document {document.name!r} holds no readable text to analyse", code="DOCUMENT_EMPTY")
+    found = claims(document.text)
+    picked = pick_inspirations(found) or [_fallback_claim(a)]
+    used = {p.index for p in picked}
+    # Supporting quotes only when the document has claims to spare: stage 2 needs some left for signals.
+    spare = len(found) - len(picked)
+    limit = 2 if spare >= 12 else 1 if spare >= 6 else 0
+    inspirations = []
+    for claim in picked:
+        evidence = [claim.text, *_support(a, claim, used, limit)]
+        figure = f" ({claim.figure})" if claim.figure else ""
         inspirations.append({
-            "title": TITLES[mechanism].format(phrase=phrase),
-            "description": (f"{label(mechanism)}: the innovation {GLOSS[mechanism]}. Here it centres "
-                            f"on {join_names([phrase, *related])}, as the document puts it: "
-                            f"“{shorten(seed.text, 30)}”"),
-            "mechanism_type": mechanism,
-            "evidence": [q.text for q in quotes],
-            "key_phrase": phrase,
-            "related_phrases": related,
+            "title": f"{claim.thing}: {MOVES[claim.mechanism]}",
+            "description": (f"{claim.thing}{figure}: “{shorten(claim.text, 32)}” Read as "
+                            f"{label(claim.mechanism).lower()}: the innovation {GLOSS[claim.mechanism]}."),
+            "mechanism_type": claim.mechanism,
+            "evidence": evidence,
+            "cue": claim.cue,
         })
-    core, hits, considered = _document_mechanism(a, mechanisms)
-    lead = next((i["key_phrase"] for i in inspirations if i["mechanism_type"] == core), inspirations[0]["key_phrase"])
-    if hits == 0:
-        core_text = (f"{label(core)} ({core}): no one mechanism dominates the most central passages; the "
-                     f"clearest case is {lead}, where the innovation {GLOSS[core]}.")
-    else:
-        core_text = (f"{label(core)} ({core}): the document's innovations mostly {_plural(GLOSS[core])}. "
-                     f"It leads in {hits} of its {considered} most central passages, most clearly around {lead}.")
-    return {
-        "summary": _summary(document, a),
-        "core_mechanism": core_text,
-        "inspirations": inspirations,
-        "key_phrases": [p.text for p in a.phrases[:8]],
-    }
+    return {"summary": _summary(document, a, found), "core_mechanism": _core(picked, found),
+            "inspirations": inspirations}

@@ -108,6 +108,20 @@ def mechanism_scores(text: str) -> dict[str, float]:
     return scores
 
 
+def cues(text: str, mechanism: str) -> list[str]:
+    """The words of ``text`` (as written) that point at ``mechanism``, in order: the evidence for it."""
+    found: list[str] = []
+    for tok in tokens(text):
+        low = tok.casefold()
+        hit = mechanism in _EXACT.get(stem(low), ()) or any(
+            mechanism in _PREFIX.get(low[:size], ()) for size in _PREFIX_LENGTHS if size <= len(low))
+        if hit and tok not in found:
+            found.append(tok)
+    padded = " " + " ".join(t.casefold() for t in tokens(text)) + " "
+    found += [phrase for phrase, m in _PHRASES if m == mechanism and f" {phrase} " in padded]
+    return found
+
+
 def best_of(scores: dict[str, float], avoid: tuple[str, ...] = ()) -> str:
     """The top-scoring mechanism; one in ``avoid`` yields to a runner-up scoring at least half."""
     ordered = sorted(MECHANISM_TYPES, key=lambda m: (-scores.get(m, 0.0), MECHANISM_TYPES.index(m)))

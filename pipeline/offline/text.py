@@ -32,10 +32,11 @@ _LIST_MARKER = re.compile(r"^\s*(?:[-*+•·▪◦]|\d{1,3}[.)])\s+")
 _HEADING = re.compile(r"^\s*#{1,6}\s")
 # A sentence ends at . ! ? or … (plus closing quotes) followed by whitespace; CJK stops need none.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|(?<=[。！？])")
-_ABBREVIATIONS = frozenset(
+_ABBREVIATION_WORDS = (
     "e.g i.e etc vs mr mrs ms dr prof inc ltd co corp st no fig approx est dept jan feb mar apr jun "
-    "jul aug sep sept oct nov dec u.s u.k".split()
+    "jul aug sep sept oct nov dec u.s u.k"
 )
+_ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
 _EDGE_MARKUP = "#*_>`|~ \t"
 _WORD_CHAR = re.compile(r"[^\W_]")
 _CLOSED = re.compile(r"[.!?…。！？\"”’)\]]\s*$")
@@ -73,10 +74,18 @@ def token_runs(text: str) -> list[list[str]]:
     return [run for run in runs if run]
 
 
+# British and American spellings of the same word are one word (brand profiles use both).
+_SPELLING = {"flavour": "flavor", "flavours": "flavors", "colour": "color", "colours": "colors",
+             "savoury": "savory", "favourite": "favorite", "favourites": "favorites", "yoghurt": "yogurt",
+             "yoghurts": "yogurts", "fibre": "fiber", "centre": "center", "centres": "centers",
+             "behaviour": "behavior", "catalogue": "catalog", "organisation": "organization"}
+
+
 @lru_cache(maxsize=65_536)  # a document's vocabulary is small next to its token count
 def stem(word: str) -> str:
     """A light, deterministic stem: casefold and strip common English inflections."""
     w = word.casefold().replace("’", "'")
+    w = _SPELLING.get(w, w)
     if w.endswith("'s"):
         w = w[:-2]
     if len(w) > 4 and w.endswith("ies"):

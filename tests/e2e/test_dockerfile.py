@@ -34,6 +34,8 @@ class Image:
     env: dict[str, str] = field(default_factory=dict)
     copies: list[tuple[list[str], str]] = field(default_factory=list)
     requirements: list[str] = field(default_factory=list)
+    pip_options: list[str] = field(default_factory=list)
+    entrypoint: list[str] = field(default_factory=list)
     cmd: list[str] = field(default_factory=list)
     healthcheck: list[str] = field(default_factory=list)
 
@@ -59,13 +61,16 @@ def parse_dockerfile(text: str) -> Image:
         if op == "WORKDIR":
             image.workdir = args
         elif op == "ENV":
-            image.env.update(pair.split("=", 1) for pair in shlex.split(args))
+            image.env.update(pair.partition("=")[::2] for pair in shlex.split(args))
         elif op == "COPY":
             parts = [p for p in shlex.split(args) if not p.startswith("--")]
             image.copies.append((parts[:-1], parts[-1]))
         elif op == "RUN" and "pip install" in args:
             words = shlex.split(args)
             image.requirements += [words[i + 1] for i, word in enumerate(words) if word == "-r"]
+            image.pip_options += [word for word in words if word in ("--require-hashes", "--no-deps")]
+        elif op == "ENTRYPOINT":
+            image.entrypoint = json.loads(args)
         elif op == "CMD":
             image.cmd = json.loads(args)
         elif op == "HEALTHCHECK":
@@ -104,6 +109,15 @@ def test_the_dockerfile_copies_only_what_runs() -> None:
     assert not copied & {"tests", "bench", ".", ".env", ".venv"}
 
 
+def test_the_image_installs_only_the_hashed_lock_and_starts_through_the_entrypoint() -> None:
+    image = parse_dockerfile(DOCKERFILE.read_text())
+    assert image.requirements == ["requirements.txt"] and "--require-hashes" in image.pip_options
+    # Exec form: the entrypoint execs the command, which stays PID 1 and gets Railway's SIGTERM.
+    assert image.entrypoint == ["/app/docker/entrypoint.sh"], image.entrypoint
+    assert "USER" not in {op for op, _ in instructions(DOCKERFILE.read_text())}, \
+        "a USER line would stop the entrypoint from fixing the volume's owner (it needs root for that)"
+
+
 @pytest.mark.slow
 def test_the_image_layout_starts_and_serves(tmp_path: Path) -> None:
     image = parse_dockerfile(DOCKERFILE.read_text())
@@ -114,7 +128,7 @@ def test_the_image_layout_starts_and_serves(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     install = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                              "--disable-pip-version-check", "-r", str(root / "requirements.txt")],
+                              "--disable-pip-version-check", *image.pip_options, "-r", str(root / "requirements.txt")],
                              capture_output=True, text=True, timeout=540)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
 

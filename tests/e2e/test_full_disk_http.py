@@ -44,7 +44,6 @@ def full_disk_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator
 
 @pytest.mark.parametrize("full_disk_server", [{"DATABASE_URL": refused_url(), "ENABLE_FILE_FALLBACK": "false"}],
                          indirect=True)
-@pytest.mark.xfail(strict=True, reason="issue 8 defect 4: an unwritable spool answers a bare 500")
 def test_an_unwritable_spool_while_the_database_is_down_answers_503_with_a_clear_body(
         full_disk_server: tuple[WebServer, SmallDisk]) -> None:
     server, disk = full_disk_server
@@ -57,7 +56,6 @@ def test_an_unwritable_spool_while_the_database_is_down_answers_503_with_a_clear
 
 
 @pytest.mark.parametrize("full_disk_server", [{"ENABLE_DATABASE_WRITES": "false"}], indirect=True)
-@pytest.mark.xfail(strict=True, reason="issue 8 defect 5: /health is healthy at 0 bytes free")
 def test_health_reports_free_space_and_is_503_when_nothing_can_be_written(
         full_disk_server: tuple[WebServer, SmallDisk]) -> None:
     server, disk = full_disk_server

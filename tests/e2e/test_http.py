@@ -45,6 +45,7 @@ def test_a_signed_run_is_accepted_then_visible_in_the_status_api(web: WebServer)
     assert body["run_id"] == run_id and body["source"] == "files"
     assert body["status"] in {"QUEUED", "PROCESSING", "FAILED"}
     assert set(body["stages"]) == {"1", "2", "3", "4", "5"}
+    assert body["usage"] is None  # the offline engine makes no LLM call
 
 
 def test_a_repeated_delivery_is_answered_200_and_recorded_once(web: WebServer) -> None:
@@ -112,7 +113,8 @@ def test_rotated_secrets_any_matching_signature_is_enough(web: WebServer) -> Non
     (payload("ok_5", blob_url="http://store1.public.blob.vercel-storage.com/a.pdf"), {"blob_url"}),
     (payload("ok_6", blob_url="https://evil.example/a.pdf"), {"blob_url"}),
     (payload("ok_7", blob_url="file:///etc/passwd"), {"blob_url"}),
-    (payload(123, company_id=["x"], user_id=None, blob_url={"a": 1}), {"run_id", "company_id", "user_id", "blob_url"}),
+    (payload("x") | {"run_id": 123, "company_id": ["x"], "user_id": None, "blob_url": {"a": 1}},
+     {"run_id", "company_id", "user_id", "blob_url"}),
     ({"run_id": "only"}, {"blob_url", "company_id", "user_id"}),
     (payload("ok_8", extra="ignored", another={"x": 1}) | {"blob_url": 7}, {"blob_url"}),
     ([1, 2, 3], {"body"}),
@@ -201,7 +203,8 @@ def test_health_reports_the_mode_and_never_a_secret(web: WebServer, path: str) -
 def test_logs_are_json_lines_without_secrets_or_query_strings(web: WebServer) -> None:
     requests.get(web.url("/health?token=query-secret-value"), timeout=5)
     deadline = time.monotonic() + 10  # the access line is written just after the response
-    while not any("/health" in line.get("path", "") for line in web.log_lines() if line.get("logger") == "gunicorn.access"):
+    while not any("/health" in str(line.get("path", "")) for line in web.log_lines()
+                  if line.get("logger") == "gunicorn.access"):
         assert time.monotonic() < deadline, "no access log line for /health"
         time.sleep(0.05)
     access = [line for line in web.log_lines() if line.get("logger") == "gunicorn.access"]

@@ -26,6 +26,10 @@ EXPECTED = {
     "replay": ({"benchmark", "records", "replay_records_per_s", "floor_records_per_s", "ratio", "aim", "met",
                 "replay", "peak_rss_mib", "rss_before_replay_mib", "spool_records_per_s", "no_duplicates", "counts"},
                "counts", {"runs", "completed", "stage_rows", "cards", "spool_left", "dead"}),
+    "workers": ({"benchmark", "runs", "workers", "cpus", "seconds", "runs_per_s", "ratio"},
+                "runs_per_s", {"1", "3"}),
+    "llm": ({"benchmark", "aim", "latency_s", "repeats", "pages", "sections", "map_concurrency", "scenarios"},
+            "scenarios", {"run", "second_brand", "long_report"}),
 }
 
 
@@ -41,5 +45,9 @@ def test_quick_benchmark_exits_0_with_its_json_summary(name: str, pg_server_url:
     assert top <= summary.keys()
     assert summary["benchmark"] == name
     assert keys <= summary[nested].keys()
+    if name == "llm":  # call counts are exact, whatever the machine: 5, 2 (cached 1-3), map + 5
+        calls = {k: v["calls"] for k, v in summary["scenarios"].items()}
+        assert calls == {"run": 5, "second_brand": 2, "long_report": summary["sections"] + 5}
+        assert summary["sections"] >= 2
     if name == "replay":
         assert summary["no_duplicates"] is True  # a correctness check, not a timing

@@ -23,7 +23,8 @@ LAYOUT = sorted(["run.json", "report.md", *STAGE_FILES.values()])
 
 def run_cli(*args: str, output_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the CLI in a clean environment (no DATABASE_URL: file mode) with OUTPUT_DIR set."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "ENABLE_", "OPENROUTER", "PIPELINE_"))}
+    scrubbed = ("DATABASE_URL", "ENABLE_", "OPENROUTER", "PIPELINE_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(scrubbed)}
     base.update({"OUTPUT_DIR": str(output_dir), "LOG_LEVEL": "INFO"}, **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=300
@@ -47,6 +48,7 @@ def test_every_sample_runs_for_each_brand_into_the_contract_layout(sample, brand
     assert summary(result) == {
         "status": "COMPLETED", "run_id": "r1", "mode": "FILE_ONLY",
         "output_dir": str(output_dir / "r1"), "report": str(output_dir / "r1" / "report.md"), "error": None,
+        "usage": None, "cache_hits": [],  # the offline engine makes no LLM call
     }
     run_dir = output_dir / "r1"
     assert layout(run_dir) == LAYOUT
@@ -62,7 +64,8 @@ def test_every_sample_runs_for_each_brand_into_the_contract_layout(sample, brand
     assert [t["status"] for t in run["transitions"]] == ["QUEUED", "PROCESSING", "COMPLETED"]
     assert sorted(run["stages"]) == ["1", "2", "3", "4", "5"]
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()[:-1]]
-    assert lines and all(line["run_id"] == "r1" for line in lines if line.get("logger", "").startswith("pipeline.runner"))
+    assert lines and all(line["run_id"] == "r1" for line in lines
+                         if line.get("logger", "").startswith("pipeline.runner"))
 
 
 def test_the_same_input_gives_byte_identical_outputs(tmp_path):
@@ -125,7 +128,7 @@ def test_an_interrupted_run_resumes_from_its_last_finished_stage(output_dir):
     assert "[2/5] signal amplification done" in result.stderr
     assert (output_dir / "resume" / STAGE_FILES[1]).stat().st_mtime_ns == stage1  # not recomputed
     state = FileStore(output_dir).get_run("resume")
-    assert state.status.value == "COMPLETED" and state.attempt == 2
+    assert state is not None and state.status.value == "COMPLETED" and state.attempt == 2
 
 
 # -- bad input ------------------------------------------------------------------------------

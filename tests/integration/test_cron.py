@@ -127,7 +127,7 @@ def test_validate_fails_on_a_malformed_boolean_with_exit_2(out):
 
 
 @pytest.mark.parametrize(("variable", "value", "threshold"), [
-    ("WEBHOOK_SECRET", "raw-but-short-secret-42", 32),
+    ("WEBHOOK_SECRET", base64.b64encode(b"bare-short-secret").decode().rstrip("="), 24),
     ("WEBHOOK_SECRET", "whsec_" + base64.b64encode(b"s" * 16).decode(), 24),
     ("API_TOKEN", "short-api-token-value-7", 32),
 ])
@@ -136,6 +136,15 @@ def test_validate_fails_on_a_short_secret_without_printing_it(variable, value, t
     assert (code, summary["status"]) == (1, "failed")
     check = checks_by_name(summary)[variable]
     assert (check["status"], check["threshold"]) == ("failed", threshold)
+    assert value not in output
+
+
+def test_validate_fails_on_a_webhook_secret_that_is_not_base64_without_printing_it(out):
+    value = "a-passphrase-that-is-long-enough-but-not-base64!"
+    code, summary, output = cron("validate", output_dir=out, env={**SECRETS, "WEBHOOK_SECRET": value})
+    assert (code, summary["status"]) == (1, "failed")
+    check = checks_by_name(summary)["WEBHOOK_SECRET"]
+    assert check["status"] == "failed" and "not base64" in check["message"] and "whsec_" in check["message"]
     assert value not in output
 
 
@@ -166,8 +175,19 @@ def test_validate_warns_when_outputs_are_not_on_a_volume_on_railway(out):
     code, summary, _ = cron("validate", output_dir=out, env=env)
     assert (code, summary["status"]) == (0, "ok")  # warnings never fail the job
     checks = checks_by_name(summary)
-    assert checks["volume"]["status"] == "warning" and "Mount a volume" in checks["volume"]["message"]
+    assert checks["volume"]["status"] == "warning" and "mount a volume" in checks["volume"]["message"]
+    assert "ephemeral (on Railway without a volume)" in checks["volume"]["message"]
     assert checks["draining"]["status"] == "warning"
+
+
+def test_validate_says_a_replicated_service_without_a_volume_answers_503_during_an_outage(out, database_url):
+    env = {"RAILWAY_ENVIRONMENT_NAME": "production", "DATABASE_URL": database_url, **SECRETS}
+    code, summary, _ = cron("validate", output_dir=out, env=env)
+    volume = checks_by_name(summary)["volume"]
+    assert volume["status"] == "warning" and "503 with Retry-After" in volume["message"]
+    code, summary, _ = cron("validate", output_dir=out, env={**env, "OUTPUT_DURABILITY": "durable"})
+    volume = checks_by_name(summary)["volume"]
+    assert volume["status"] == "ok" and "durable (declared by OUTPUT_DURABILITY)" in volume["message"]
 
 
 # -- migrations -----------------------------------------------------------------------------------
@@ -220,7 +240,8 @@ def test_replay_moves_a_spooled_write_into_the_database(database_url, out):
     assert (checks["applied"]["value"], checks["dead letters"]["value"], checks["remaining"]["value"]) == (1, 0, 0)
     store = PostgresStore(database_url)
     try:
-        assert store.get_run("spooled-1").status == "QUEUED"
+        spooled = store.get_run("spooled-1")
+        assert spooled is not None and spooled.status == "QUEUED"
     finally:
         store.close()
 
@@ -261,7 +282,9 @@ def test_reap_requeues_a_lapsed_lease_and_fails_a_run_out_of_attempts(database_u
         assert (code, summary["status"]) == (0, "ok"), summary  # a run failed for good is only a warning
         assert checks["requeued"]["value"] == 1 and "lapsed" in checks["requeued"]["message"]
         assert checks["failed runs"]["status"] == "warning" and "doomed" in checks["failed runs"]["message"]
-        assert (store.get_run("lapsed").status, store.get_run("doomed").status) == ("QUEUED", "FAILED")
+        lapsed, doomed = store.get_run("lapsed"), store.get_run("doomed")
+        assert lapsed is not None and doomed is not None
+        assert (lapsed.status, doomed.status) == ("QUEUED", "FAILED")
     finally:
         store.close()
 

@@ -17,8 +17,9 @@ import psycopg
 import pytest
 
 from persistence.migrate import MigrationOptions, downgrade, migration_status, upgrade
-from persistence.migrations.files import load_migrations
 from persistence.migrations.engine import ADVISORY_LOCK_KEY, MigrationDrift
+from persistence.migrations.files import load_migrations
+from tests.known import known
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "sql" / "migrations"
@@ -28,9 +29,9 @@ STAGE_COLUMNS = {"stage1Output", "stage2Output", "stage3Output", "stage4Output",
 
 
 def _load_dump_schema():
-    spec = importlib.util.spec_from_file_location("dump_schema", REPO / "sql" / "dump_schema.py")
+    spec = known(importlib.util.spec_from_file_location("dump_schema", REPO / "sql" / "dump_schema.py"))
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    known(spec.loader).exec_module(module)
     return module
 
 
@@ -72,7 +73,7 @@ def columns(url: str, table: str) -> set[str]:
 
 def bookkeeping(url: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
-        if not conn.execute("SELECT to_regclass('runner_schema_migrations') IS NOT NULL").fetchone()[0]:
+        if not known(conn.execute("SELECT to_regclass('runner_schema_migrations') IS NOT NULL").fetchone())[0]:
             return []
         return conn.execute("SELECT version, name, checksum, applied_at FROM runner_schema_migrations "
                             "ORDER BY version").fetchall()
@@ -82,7 +83,7 @@ def test_up_down_up_round_trips_to_the_same_schema(empty_database_url: str) -> N
     assert migration_status(empty_database_url).state == "behind"
     assert [s.version for s in upgrade(empty_database_url)] == VERSIONS
     migrated = dump_schema.dump_schema(empty_database_url)
-    assert RUN_TABLES <= tables(empty_database_url)
+    assert tables(empty_database_url) >= RUN_TABLES
     assert migration_status(empty_database_url).state == "ok"
 
     assert [s.version for s in downgrade(empty_database_url, to=0)] == VERSIONS[::-1]
@@ -134,8 +135,8 @@ def test_migrated_schema_equals_the_committed_schema_sql(empty_database_url: str
 
 def _migrate_connections(url: str) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND application_name = 'innovation-runner-migrate'").fetchone()[0]
+        return known(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND application_name = 'innovation-runner-migrate'").fetchone())[0]
 
 
 def test_two_concurrent_up_commands_apply_each_migration_once(empty_database_url: str) -> None:
@@ -233,7 +234,7 @@ def test_a_migration_blocked_by_a_table_lock_retries_then_succeeds(empty_databas
         proc = subprocess.Popen([sys.executable, "-m", "persistence.migrate", "up", "--lock-timeout", "0.2",
                                  "--lock-retries", "20", "--database-url", empty_database_url],
                                 cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader = threading.Thread(target=lambda: lines.extend(known(proc.stdout)), daemon=True)
         reader.start()
         deadline = time.monotonic() + 30
         while not any("retrying" in line for line in lines) and time.monotonic() < deadline:

@@ -95,14 +95,13 @@ def assert_whole_and_mirrored(url: str, output_dir: Path, run_id: str) -> None:
 
 # -- defect 1 ------------------------------------------------------------------------------------
 
-DEFECT_1 = pytest.mark.xfail(strict=True, reason="issue 8 defect 1: files first, record second; resume trusts files")
 SCENARIOS = [
     # (write the crash splits, database during the crash, database during the resume)
-    pytest.param("stage:2", "up", "down", marks=DEFECT_1),
+    ("stage:2", "up", "down"),
     ("stage:2", "down", "up"),
-    pytest.param("stage:2", "down", "down", marks=DEFECT_1),
-    pytest.param("complete", "up", "down", marks=DEFECT_1),
-    pytest.param("complete", "down", "up", marks=DEFECT_1),
+    ("stage:2", "down", "down"),
+    ("complete", "up", "down"),
+    ("complete", "down", "up"),
 ]
 
 
@@ -132,7 +131,6 @@ def test_dual_write_a_kill_between_the_two_writes_loses_nothing(
 
 # -- defect 2 ------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 8 defect 2: ENOSPC on the file mirror fails the run")
 def test_dual_write_a_full_output_dir_never_stops_a_run_and_replay_heals_the_mirror(
         tmp_path: Path, database_url: str) -> None:
     with small_disk(tmp_path / "out", size="2m") as disk:
@@ -149,7 +147,6 @@ def test_dual_write_a_full_output_dir_never_stops_a_run_and_replay_heals_the_mir
 
 # -- defect 3 ------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 8 defect 3: ENOSPC in FILE_ONLY fails the run for good")
 def test_file_only_a_full_disk_makes_the_run_wait_and_resume_not_fail(tmp_path: Path) -> None:
     with small_disk(tmp_path / "out", size="2m") as disk:
         env = cli_env(disk.path, ENABLE_DATABASE_WRITES="false")

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ from persistence.records import (
     RunStatus,
     StageResult,
 )
+from tests.known import known
 
 FAST = DbTimeouts(connect_s=2, statement_s=5, lock_s=2, deadline_s=5)
-T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 REQUEST = RunRequest(run_id="run-1", company_id="mccormick-usa", user_id="user-1",
                      document_url="https://x.public.blob.vercel-storage.com/doc.pdf")
 
@@ -71,7 +72,7 @@ def run_to_completion(db: Any, run_id: str = "run-1", attempt: int = 1) -> None:
 def test_create_run_is_idempotent_for_the_same_request(store: PostgresStore) -> None:
     assert store.create_run(REQUEST) is True
     assert store.create_run(REQUEST) is False
-    state = store.get_run("run-1")
+    state = known(store.get_run("run-1"))
     assert (state.request, state.status, state.attempt, state.current_stage) == (REQUEST, RunStatus.QUEUED, 0, None)
 
 
@@ -81,7 +82,7 @@ def test_create_run_with_another_payload_is_a_conflict(store: PostgresStore, fie
     other = RunRequest(**{**REQUEST.as_dict(), field: "something-else"})
     with pytest.raises(Conflict):
         store.create_run(other)
-    assert store.get_run("run-1").request == REQUEST
+    assert known(store.get_run("run-1")).request == REQUEST
 
 
 def test_unknown_run_reads_as_none_and_no_outputs(store: PostgresStore) -> None:
@@ -93,7 +94,7 @@ def test_a_full_run_lands_in_every_table_in_one_piece(store: PostgresStore, data
     store.create_run(REQUEST)
     run_to_completion(store)
 
-    state = store.get_run("run-1")
+    state = known(store.get_run("run-1"))
     assert (state.status, state.attempt, state.current_stage, state.error) == (RunStatus.COMPLETED, 1, 5, None)
     assert state.completed_stages == (1, 2, 3, 4, 5)
     assert state.stages[3].completed_at == stage(3).completed_at and state.stages[3].duration_ms == 750
@@ -112,7 +113,7 @@ def test_a_full_run_lands_in_every_table_in_one_piece(store: PostgresStore, data
 
 def test_every_write_repeated_changes_nothing(store: PostgresStore, database_url: str) -> None:
     def snapshot() -> tuple:
-        state = store.get_run("run-1")
+        state = known(store.get_run("run-1"))
         return (state.status, state.attempt, state.current_stage, dict(state.stages), state.completed_at,
                 query(database_url, 'SELECT count(*) FROM "StageOutput"'),
                 query(database_url, 'SELECT count(*), min(title) FROM "OpportunityCard"'))
@@ -139,10 +140,10 @@ def test_writes_from_an_older_attempt_are_superseded(store: PostgresStore, verb:
     store.start_attempt("run-1", 1)
     store.save_stage("run-1", 1, stage(1))
     store.start_attempt("run-1", 2)
-    before = store.get_run("run-1")
+    before = known(store.get_run("run-1"))
     with pytest.raises(Superseded):
         VERBS[verb](store, "run-1", 1)
-    after = store.get_run("run-1")
+    after = known(store.get_run("run-1"))
     assert (after.status, after.attempt, after.stages) == (before.status, 2, before.stages)
     assert store.load_stage_outputs("run-1")[1]["attempt"] == 1
 
@@ -162,7 +163,7 @@ def test_a_replayed_older_write_never_moves_a_completed_run_backwards(store: Pos
     store.create_run(REQUEST)
     run_to_completion(store)
     late_write(store)
-    state = store.get_run("run-1")
+    state = known(store.get_run("run-1"))
     assert (state.status, state.current_stage, state.error) == (RunStatus.COMPLETED, 5, None)
 
 
@@ -171,23 +172,28 @@ def test_fail_run_records_the_error_and_a_new_attempt_clears_it(store: PostgresS
     store.start_attempt("run-1", 1)
     store.save_stage("run-1", 1, stage(1))
     store.fail_run("run-1", 1, ERROR)
-    failed = store.get_run("run-1")
+    failed = known(store.get_run("run-1"))
     assert (failed.status, failed.error) == (RunStatus.FAILED, ERROR)
 
     store.start_attempt("run-1", 2)
-    retried = store.get_run("run-1")
+    retried = known(store.get_run("run-1"))
     assert (retried.status, retried.attempt, retried.error) == (RunStatus.PROCESSING, 2, None)
     assert retried.completed_stages == (1,)
 
 
-HISTORIES: dict[str, Callable[[Any], None]] = {
+def _failed_then_retried(db: Any) -> None:
+    db.start_attempt("run-1", 1)
+    db.save_stage("run-1", 1, stage(1))
+    db.fail_run("run-1", 1, RunErrorInfo(None, "X", "lost"))
+    run_to_completion(db, attempt=2)
+
+
+HISTORIES: dict[str, Callable[[Any], object]] = {
     "created-only": lambda db: None,
-    "completed": lambda db: run_to_completion(db),
+    "completed": run_to_completion,
     "failed-at-stage-3": lambda db: (db.start_attempt("run-1", 1), db.save_stage("run-1", 1, stage(1)),
                                      db.save_stage("run-1", 1, stage(2)), db.fail_run("run-1", 1, ERROR)),
-    "failed-then-retried": lambda db: (db.start_attempt("run-1", 1), db.save_stage("run-1", 1, stage(1)),
-                                       db.fail_run("run-1", 1, RunErrorInfo(None, "X", "lost")),
-                                       run_to_completion(db, attempt=2)),
+    "failed-then-retried": lambda db: _failed_then_retried(db),
     "repeated-writes": lambda db: (db.start_attempt("run-1", 1), db.start_attempt("run-1", 1),
                                    db.save_stage("run-1", 1, stage(1)), db.save_stage("run-1", 1, stage(1))),
 }
@@ -205,11 +211,11 @@ def test_run_state_equals_file_store_for_the_same_history(store: PostgresStore, 
     for db in (store, files):
         db.create_run(REQUEST)
         HISTORIES[history](db)
-    assert comparable(store.get_run("run-1")) == comparable(files.get_run("run-1"))
+    assert comparable(known(store.get_run("run-1"))) == comparable(known(files.get_run("run-1")))
     assert store.load_stage_outputs("run-1") == files.load_stage_outputs("run-1")
 
 
-WRITES = [("start", None)] + [("stage", n) for n in range(1, 6)] + [("complete", None)]
+WRITES = [("start", 0)] + [("stage", n) for n in range(1, 6)] + [("complete", 0)]
 RANK = {RunStatus.QUEUED: 0, RunStatus.PROCESSING: 1, RunStatus.COMPLETED: 2}
 
 
@@ -227,7 +233,7 @@ def test_no_delivery_order_moves_a_run_backwards(store: PostgresStore, order: li
             store.save_stage(run_id, 1, stage(n))
         else:
             store.complete_run(run_id, 1, report())
-        ranks.append(RANK[store.get_run(run_id).status])
+        ranks.append(RANK[known(store.get_run(run_id)).status])
     assert ranks == sorted(ranks) and ranks[-1] == RANK[RunStatus.COMPLETED]
     assert sorted(store.load_stage_outputs(run_id)) == [1, 2, 3, 4, 5]
 
@@ -267,7 +273,7 @@ def _assert_unavailable(call: Callable[[], Any]) -> StoreUnavailable:
 @pytest.mark.parametrize("verb", ["create_run", "get_run", "ping"])
 def test_a_closed_port_is_unavailable_at_once(verb: str) -> None:
     db = PostgresStore(f"postgresql://runner:hunter2@127.0.0.1:{_free_port()}/x", FAST)
-    calls = {"create_run": lambda: db.create_run(REQUEST), "get_run": lambda: db.get_run("run-1"),
+    calls = {"create_run": lambda: db.create_run(REQUEST), "get_run": lambda: known(db.get_run("run-1")),
              "ping": lambda: db.ping(1)}
     _assert_unavailable(calls[verb])
 
@@ -278,7 +284,7 @@ def test_a_server_that_never_answers_is_unavailable_after_connect_timeout() -> N
         silent.listen(8)
         db = PostgresStore(f"postgresql://runner:hunter2@127.0.0.1:{silent.getsockname()[1]}/x",
                            DbTimeouts(connect_s=2, deadline_s=1))
-        _assert_unavailable(lambda: db.get_run("run-1"))
+        _assert_unavailable(lambda: known(db.get_run("run-1")))
 
 
 @pytest.mark.parametrize(("timeouts", "expected"), [
@@ -295,7 +301,7 @@ def test_a_call_blocked_by_a_row_lock_is_cut_and_the_store_recovers(database_url
         error = _assert_unavailable(lambda: db.start_attempt("run-1", 1))
         assert expected in str(error)
     db.start_attempt("run-1", 1)  # the lock is gone: the same store works again
-    assert db.get_run("run-1").status is RunStatus.PROCESSING
+    assert known(db.get_run("run-1")).status is RunStatus.PROCESSING
     db.close()
 
 
@@ -304,12 +310,12 @@ def test_a_terminated_connection_fails_one_call_then_reconnects(store: PostgresS
     query(database_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                         "WHERE application_name = 'innovation-runner' AND datname = current_database()")
     with pytest.raises(StoreUnavailable):
-        store.get_run("run-1")
-    assert store.get_run("run-1").status is RunStatus.QUEUED
+        known(store.get_run("run-1"))
+    assert known(store.get_run("run-1")).status is RunStatus.QUEUED
 
 
 @pytest.mark.parametrize(("ddl", "verb"), [
-    ('ALTER TABLE "PipelineRun" DROP COLUMN "stageTimings"', lambda db: db.get_run("run-1")),
+    ('ALTER TABLE "PipelineRun" DROP COLUMN "stageTimings"', lambda db: known(db.get_run("run-1"))),
     ('ALTER TABLE "PipelineRun" DROP COLUMN "fullReportMarkdown"', lambda db: db.complete_run("run-1", 1, report())),
     ('DROP TABLE "StageOutput"', lambda db: db.save_stage("run-1", 1, stage(1))),
     ('DROP TABLE "OpportunityCard"', lambda db: db.complete_run("run-1", 1, report())),
@@ -351,7 +357,7 @@ def test_concurrent_threads_share_the_one_connection_safely(store: PostgresStore
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == [] and store.get_run("run-1").completed_stages == (1, 2, 3, 4, 5)
+    assert errors == [] and known(store.get_run("run-1")).completed_stages == (1, 2, 3, 4, 5)
 
 
 def test_with_a_connection_per_thread_each_thread_uses_its_own_and_close_releases_them_all(database_url):
@@ -368,7 +374,7 @@ def test_with_a_connection_per_thread_each_thread_uses_its_own_and_close_release
         store.create_run(RunRequest(f"t{n}", "decathlon", "u", "https://x/y.pdf"))
         with store._db.transaction("which backend") as conn:
             barrier.wait(timeout=30)  # all four hold a transaction at once
-            backends.append(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
+            backends.append(known(conn.execute("SELECT pg_backend_pid() AS pid").fetchone())["pid"])
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -379,8 +385,8 @@ def test_with_a_connection_per_thread_each_thread_uses_its_own_and_close_release
     assert all(store.get_run(f"t{n}") is not None for n in range(4))
     store.close()
     with psycopg.connect(database_url) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'innovation-runner' "
-                            "AND datname = current_database()").fetchone()[0]
+        left = known(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                  "'innovation-runner' AND datname = current_database()").fetchone())[0]
     assert left == 0
 
 
@@ -396,7 +402,20 @@ def test_connections_of_finished_threads_are_closed_not_leaked(database_url):
         thread.join(timeout=30)
     store.ping(5.0)  # a new slot in this thread reclaims the dead threads' connections
     with psycopg.connect(database_url) as conn:
-        open_now = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                "'innovation-runner' AND datname = current_database()").fetchone()[0]
+        open_now = known(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                      "'innovation-runner' AND datname = current_database()").fetchone())[0]
     assert open_now <= 2  # this thread's, and at most the last prober's
     store.close()
+
+
+def test_a_replay_batch_goes_in_at_once_and_a_refused_command_rolls_back_alone(store: PostgresStore,
+                                                                              database_url: str) -> None:
+    from persistence.commands import CreateRun, SaveStage, StartAttempt
+
+    fast = store.apply_batch([CreateRun(REQUEST), StartAttempt("run-1", 1), SaveStage("run-1", 1, stage(1)),
+                              SaveStage("run-1", 1, stage(2))])
+    assert fast == [None] * 4
+    mixed = store.apply_batch([SaveStage("run-1", 1, stage(3)), SaveStage("ghost", 1, stage(1)),
+                               SaveStage("run-1", 1, stage(4))])
+    assert mixed[0] is None and isinstance(mixed[1], Superseded) and mixed[2] is None
+    assert [n for n, in query(database_url, 'SELECT "stageNumber" FROM "StageOutput" ORDER BY 1')] == [1, 2, 3, 4]

@@ -18,7 +18,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from persistence.retry import RetryPolicy
 from persistence.spool import Spool
 from tests.faultfixtures import fault_proxy, private_cluster, private_database_url  # noqa: F401
 from tests.faultproxy import FaultProxy
+from tests.known import known
 from tests.pgcluster import PrivateCluster
 from tests.pgfixtures import url_for_database
 
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.timeout(180)
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "resilience-run"
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TIMEOUTS = DbTimeouts(connect_s=2, statement_s=2, lock_s=1, idle_in_transaction_s=5, deadline_s=2.5,
                       keepalives_idle_s=1, keepalives_interval_s=1, keepalives_count=2, tcp_user_timeout_s=3)
 BREAKER = BreakerPolicy(consecutive_failures=2, window_size=20, min_calls=3, failure_rate=0.5,
@@ -56,7 +57,7 @@ POLICIES: dict[str, Any] = {"timeouts": TIMEOUTS, "breaker_policy": BREAKER, "re
 TABLES = (("PipelineRun", ("id",)), ("StageOutput", ("runId", "stageNumber")), ("OpportunityCard", ("runId", "number")))
 MODES = [Mode.DATABASE_ONLY, Mode.DUAL_WRITE]
 
-OUTPUTS = {
+OUTPUTS: dict[int, dict[str, Any]] = {
     1: {"summary": "s", "core_mechanism": "m", "inspirations": [{"title": "t", "description": "d",
         "mechanism_type": "UNBUNDLED", "evidence": ["quote"]}]},
     2: {"signals": [{"id": "S1", "category": "c", "description": "d", "relevance": "r", "inspiration": 1}]},
@@ -67,7 +68,8 @@ OUTPUTS = {
         "actionability": ["a", "b", "c"], "follow_up_prompts": ["p", "q"]} for i in range(1, 6)]},
 }
 REPORT = FinalReport(f"# Innovation Intelligence Report\n\nBrand: decathlon · run {RUN_ID}\n",
-                     tuple(OpportunityCard(i, f"Opportunity {i}", f"## Opportunity {i}\n\ncontent") for i in range(1, 6)))
+                     tuple(OpportunityCard(i, f"Opportunity {i}", f"## Opportunity {i}\n\ncontent")
+                           for i in range(1, 6)))
 
 
 def request(run_id: str) -> RunRequest:
@@ -104,8 +106,8 @@ def rows(url: str) -> dict[str, list[dict[str, Any]]]:
                 "AND (data_type LIKE 'timestamp%%' OR is_identity = 'YES')", (table,))}
             cur = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(
                 sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, keys))))
-            names = [d.name for d in cur.description]
-            out[table] = [{k: v for k, v in zip(names, row) if k not in skipped} for row in cur.fetchall()]
+            names = [d.name for d in known(cur.description)]
+            out[table] = [{k: v for k, v in zip(names, row, strict=True) if k not in skipped} for row in cur.fetchall()]
     return out
 
 
@@ -129,7 +131,8 @@ def reference_rows(pg_server_url: str, pg_template: str) -> Iterator[dict[str, l
     """The database content of the same run with no fault at all (production policies)."""
     name = f"reference_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(pg_template)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                       sql.Identifier(pg_template)))
     url = url_for_database(pg_server_url, name)
     out = Path(f"/tmp/reference-{name}")
     try:
@@ -164,7 +167,7 @@ def assert_spooled_and_finished(settings: Settings, mode: Mode) -> None:
     pending = [r.kind for r in Spool(settings.spool_dir).pending(RUN_ID)]
     assert pending and pending[-1] == "complete_run"
     if mode is Mode.DUAL_WRITE:
-        state = FileStore(settings.output_dir).get_run(RUN_ID)
+        state = known(FileStore(settings.output_dir, stages_in_run_json=False).get_run(RUN_ID))  # the mirror
         assert state.status == "COMPLETED" and state.completed_stages == (1, 2, 3, 4, 5)
 
 
@@ -173,11 +176,12 @@ def assert_files_match_rows(settings: Settings, url: str) -> None:
     folder = settings.output_dir / RUN_ID
     run = json.loads((folder / "run.json").read_text())
     with psycopg.connect(url) as conn:
-        status, stage, attempt, markdown, *columns = conn.execute(
+        status, stage, attempt, markdown, *columns = known(conn.execute(
             'SELECT status, "currentStage", attempt, "fullReportMarkdown", "stage1Output", "stage2Output", '
-            '"stage3Output", "stage4Output" FROM "PipelineRun" WHERE id = %s', (RUN_ID,)).fetchone()
-        outputs = dict(conn.execute('SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %s',
-                                    (RUN_ID,)).fetchall())
+            '"stage3Output", "stage4Output" FROM "PipelineRun" WHERE id = %s', (RUN_ID,)
+        ).fetchone())
+        outputs: dict[int, Any] = dict(conn.execute(
+            'SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %s', (RUN_ID,)).fetchall())
     assert (run["status"], run["current_stage"], run["attempt"]) == (status, stage, attempt)
     assert (folder / "report.md").read_text() == markdown
     for n in range(1, 6):
@@ -199,8 +203,8 @@ def finish_scenario(settings: Settings, url: str, mode: Mode, reference: dict[st
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_outputs_survive_a_database_refused_before_the_run(tmp_path: Path, private_cluster: PrivateCluster,
-                                                           private_database_url: str, reference_rows: Any,
+def test_outputs_survive_a_database_refused_before_the_run(tmp_path: Path, private_cluster: PrivateCluster,  # noqa: F811 (fixtures imported from tests.faultfixtures)
+                                                           private_database_url: str, reference_rows: Any,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                            mode: Mode) -> None:
     settings = settings_for(tmp_path, private_database_url, mode)
     private_cluster.stop()
@@ -215,8 +219,8 @@ def test_outputs_survive_a_database_refused_before_the_run(tmp_path: Path, priva
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_outputs_survive_database_death_mid_run(tmp_path: Path, private_cluster: PrivateCluster,
-                                                private_database_url: str, reference_rows: Any, mode: Mode) -> None:
+def test_outputs_survive_database_death_mid_run(tmp_path: Path, private_cluster: PrivateCluster,  # noqa: F811 (fixtures imported from tests.faultfixtures)
+                                                private_database_url: str, reference_rows: Any, mode: Mode) -> None:  # noqa: F811 (fixtures imported from tests.faultfixtures)
     settings = settings_for(tmp_path, private_database_url, mode)
     store = build_store(settings, **POLICIES)
     drive_run(store, after_stage=lambda n: private_cluster.kill() if n == 2 else None)
@@ -228,7 +232,7 @@ def test_outputs_survive_database_death_mid_run(tmp_path: Path, private_cluster:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_blackholed_database_does_not_hang_the_run(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,
+def test_a_blackholed_database_does_not_hang_the_run(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                      reference_rows: Any, mode: Mode) -> None:
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url), mode)
     store = build_store(settings, **POLICIES)
@@ -241,7 +245,7 @@ def test_a_blackholed_database_does_not_hang_the_run(tmp_path: Path, fault_proxy
     finish_scenario(settings, database_url, mode, reference_rows)
 
 
-def test_a_database_blackholed_before_the_run_costs_one_connect_timeout(tmp_path: Path, fault_proxy: FaultProxy,
+def test_a_database_blackholed_before_the_run_costs_one_connect_timeout(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                                         database_url: str, reference_rows: Any) -> None:
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url))
     fault_proxy.blackhole()
@@ -262,7 +266,7 @@ def test_a_database_blackholed_before_the_run_costs_one_connect_timeout(tmp_path
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_slow_database_trips_the_breaker(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,
+def test_a_slow_database_trips_the_breaker(tmp_path: Path, fault_proxy: FaultProxy, database_url: str,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                            reference_rows: Any, mode: Mode) -> None:
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url), mode)
     fault_proxy.latency(80)
@@ -315,7 +319,7 @@ def spool_runs_while_refused(tmp_path: Path, proxy: FaultProxy, database_url: st
     return settings
 
 
-def test_replaying_the_same_records_twice_writes_nothing_twice(tmp_path: Path, fault_proxy: FaultProxy,
+def test_replaying_the_same_records_twice_writes_nothing_twice(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                               database_url: str, reference_rows: Any) -> None:
     settings = spool_runs_while_refused(tmp_path, fault_proxy, database_url, [RUN_ID])
     backup = tmp_path / "backup"
@@ -350,7 +354,7 @@ REPLAYER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_replaying_at_once_apply_each_record_once(tmp_path: Path, fault_proxy: FaultProxy,
+def test_two_processes_replaying_at_once_apply_each_record_once(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                                database_url: str, reference_rows: Any) -> None:
     run_ids = [f"run-{i}" for i in range(6)]
     settings = spool_runs_while_refused(tmp_path, fault_proxy, database_url, run_ids)
@@ -384,7 +388,7 @@ CHILD_WRITE = textwrap.dedent("""
 """)
 
 
-def test_a_fresh_process_skips_a_database_another_process_found_dead(tmp_path: Path, fault_proxy: FaultProxy,
+def test_a_fresh_process_skips_a_database_another_process_found_dead(tmp_path: Path, fault_proxy: FaultProxy,  # noqa: F811 (fixtures imported from tests.faultfixtures)
                                                                      database_url: str) -> None:
     long_break = BreakerPolicy(consecutive_failures=2, break_seconds=600, break_jitter=0.0)
     settings = settings_for(tmp_path, fault_proxy.url_for(database_url))
@@ -394,7 +398,7 @@ def test_a_fresh_process_skips_a_database_another_process_found_dead(tmp_path: P
     store.close()
     assert breaker_state(settings) == OPEN
     connections_before = fault_proxy.accepted
-    out = subprocess.run([sys.executable, "-c", CHILD_WRITE, settings.database_url, str(settings.output_dir)],
+    out = subprocess.run([sys.executable, "-c", CHILD_WRITE, known(settings.database_url), str(settings.output_dir)],
                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                          check=True, timeout=60)
     result = json.loads([line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])

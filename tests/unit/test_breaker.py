@@ -9,16 +9,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from psycopg import errors as pgerr
 from structlog.testing import capture_logs
 
-import psycopg
-from psycopg import errors as pgerr
-
 from config.errors import Conflict, SchemaMismatch, StoreUnavailable
-from persistence.postgres.errors import DeadlineExceeded
 from persistence.breaker import (
     CLOSED,
     HALF_OPEN,
@@ -28,6 +26,8 @@ from persistence.breaker import (
     CircuitBreaker,
     CircuitOpen,
 )
+from persistence.postgres.errors import DeadlineExceeded
+from tests.known import known
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = BreakerPolicy(consecutive_failures=3, window_seconds=60, window_size=10, min_calls=4,
@@ -162,7 +162,7 @@ def test_failed_probe_reopens_for_a_longer_break_up_to_the_cap(breaker: CircuitB
 def test_a_slow_probe_reopens(breaker: CircuitBreaker, clock: Clock) -> None:
     open_it(breaker)
     clock.now = breaker.snapshot()["open_until"]
-    probe = breaker.acquire()
+    probe = known(breaker.acquire())
     assert breaker.record(probe, None, POLICY.slow_call_seconds + 1) == OPEN
     assert breaker.snapshot()["reason"].startswith("probe_slow")
 
@@ -195,9 +195,8 @@ def test_guard_records_outcomes_and_raises_circuit_open_when_skipping(breaker: C
     for _ in range(POLICY.consecutive_failures):
         with pytest.raises(StoreUnavailable), breaker.guard():
             raise StoreUnavailable("refused")
-    with pytest.raises(CircuitOpen):
-        with breaker.guard():
-            pytest.fail("the block must not run while the breaker is open")
+    with pytest.raises(CircuitOpen), breaker.guard():
+        pytest.fail("the block must not run while the breaker is open")
 
 
 def test_guard_gives_back_a_probe_on_an_unexpected_error(breaker: CircuitBreaker, clock: Clock) -> None:
@@ -263,7 +262,8 @@ CHILD = textwrap.dedent("""
 
 def child(state_dir: Path, action: str, policy: BreakerPolicy = POLICY) -> list[str]:
     out = subprocess.run([sys.executable, "-c", CHILD, str(state_dir), json.dumps(policy.__dict__), action],
-                         cwd=REPO, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                         cwd=REPO, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
     # Logs go to stdout too (structlog's default); the answer is the RESULT line.
     return [line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1].split()[1:]
 

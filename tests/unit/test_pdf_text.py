@@ -1,4 +1,4 @@
-"""PDF text extraction: good PDFs give clean paragraphs, bad ones a precise error code."""
+"""PDF text extraction in process: clean paragraphs, precise codes (sandboxed path: test_pdf_budgets.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.errors import InvalidInput
-from pipeline.pdf_text import PdfText, extract_pdf_text
+from pipeline.pdf_text import PdfText, extract_in_process
 from tests import pdf_fixtures
 
 SAMPLE_PDF = Path(__file__).resolve().parents[2] / "data" / "samples" / "flavor-trends-2026.pdf"
@@ -48,7 +48,7 @@ def canvas_pdf(*pages: list[str], leading: float = 14) -> bytes:
 )
 def test_unusable_pdf_raises_its_code_with_advice(build, code, advice):
     with pytest.raises(InvalidInput) as caught:
-        extract_pdf_text(build())
+        extract_in_process(build())
     assert caught.value.code == code
     assert advice in caught.value.message  # what is wrong, and how to fix it
 
@@ -61,12 +61,12 @@ def test_unusable_pdf_raises_its_code_with_advice(build, code, advice):
 )
 def test_library_errors_are_chained_not_swallowed(build):
     with pytest.raises(InvalidInput) as caught:
-        extract_pdf_text(build())
+        extract_in_process(build())
     assert caught.value.__cause__ is not None
 
 
 def test_valid_pdf_gives_text_and_page_counts():
-    result = extract_pdf_text(pdf_fixtures.valid_text_pdf(pages=2))
+    result = extract_in_process(pdf_fixtures.valid_text_pdf(pages=2))
     assert isinstance(result, PdfText)
     assert (result.pages, result.pages_with_text) == (2, 2)
     assert result.text.startswith("Fixture trend report\n\n")
@@ -74,16 +74,16 @@ def test_valid_pdf_gives_text_and_page_counts():
 
 
 def test_result_is_frozen():
-    result = extract_pdf_text(pdf_fixtures.valid_text_pdf())
+    result = extract_in_process(pdf_fixtures.valid_text_pdf())
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.text = ""  # type: ignore[misc]
 
 
 def test_accepts_bytearray_and_memoryview():
     data = pdf_fixtures.valid_text_pdf()
-    expected = extract_pdf_text(data)
-    assert extract_pdf_text(bytearray(data)) == expected
-    assert extract_pdf_text(memoryview(data)) == expected
+    expected = extract_in_process(data)
+    assert extract_in_process(bytearray(data)) == expected
+    assert extract_in_process(memoryview(data)) == expected
 
 
 def test_owner_password_only_pdf_is_readable():
@@ -93,7 +93,7 @@ def test_owner_password_only_pdf_is_readable():
     writer.encrypt(user_password="", owner_password="owner-only")
     buffer = io.BytesIO()
     writer.write(buffer)
-    assert pdf_fixtures.VALID_TEXT in extract_pdf_text(buffer.getvalue()).text
+    assert pdf_fixtures.VALID_TEXT in extract_in_process(buffer.getvalue()).text
 
 
 def test_pages_without_text_are_counted_separately():
@@ -104,14 +104,14 @@ def test_pages_without_text_are_counted_separately():
         writer.append(PdfReader(io.BytesIO(data)))
     buffer = io.BytesIO()
     writer.write(buffer)
-    result = extract_pdf_text(buffer.getvalue())
+    result = extract_in_process(buffer.getvalue())
     assert (result.pages, result.pages_with_text) == (3, 1)
 
 
 def test_lines_of_a_paragraph_are_joined_and_paragraphs_split_by_blank_lines():
     data = canvas_pdf(["First paragraph starts here", "and ends on this line.", "",
                        "Second paragraph is one line."])
-    assert extract_pdf_text(data).text == (
+    assert extract_in_process(data).text == (
         "First paragraph starts here and ends on this line.\n\nSecond paragraph is one line."
     )
 
@@ -127,25 +127,25 @@ def test_lines_of_a_paragraph_are_joined_and_paragraphs_split_by_blank_lines():
     ids=["word-split", "compound-capital", "compound-digit", "spaced-dash"],
 )
 def test_hyphen_at_a_line_break_is_resolved(lines, expected):
-    assert extract_pdf_text(canvas_pdf(lines)).text == expected
+    assert extract_in_process(canvas_pdf(lines)).text == expected
 
 
 def test_sentence_running_over_a_page_break_is_rejoined():
     data = canvas_pdf(["Premium spices grew because", "shoppers"], ["trade up in small ways."])
-    assert extract_pdf_text(data).text == (
+    assert extract_in_process(data).text == (
         "Premium spices grew because shoppers trade up in small ways."
     )
 
 
 def test_bullets_each_become_a_paragraph():
     data = canvas_pdf(["Mechanisms:", "\u2022 Unbundling", "\u2022 Subscription", "- Rental"])
-    assert extract_pdf_text(data).text.split("\n\n") == [
+    assert extract_in_process(data).text.split("\n\n") == [
         "Mechanisms:", "\u2022 Unbundling", "\u2022 Subscription", "- Rental"
     ]
 
 
 def test_sample_pdf_yields_800_plus_words_in_paragraphs():
-    result = extract_pdf_text(SAMPLE_PDF.read_bytes())
+    result = extract_in_process(SAMPLE_PDF.read_bytes())
     assert result.pages >= 2
     assert result.pages_with_text == result.pages
     assert len(result.text.split()) >= 800
@@ -163,6 +163,7 @@ def test_sample_pdf_is_built_reproducibly():
 
     script = SAMPLE_PDF.parent / "build_sample_pdf.py"
     spec = importlib.util.spec_from_file_location("build_sample_pdf", script)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.build(module.SOURCE) == SAMPLE_PDF.read_bytes()

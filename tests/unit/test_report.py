@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from persistence.records import STAGE_NAMES, FinalReport
 from pipeline.brands import BrandProfile
-from pipeline.document import Document
+from pipeline.document import Document, Relevance
 from pipeline.offline import OfflineEngine
 from pipeline.report import render_report
 from pipeline.stages import run_stage
@@ -29,10 +32,17 @@ TEXT = ("Refill stations for cleaning products grew 35% in 2025 as shoppers cut 
         "Shoppers said refill stations made them feel less guilty about plastic.")
 
 
-def document(**changes) -> Document:
-    fields = dict(name="refills.txt", source="test", media_type="text/plain", text=TEXT, original_chars=len(TEXT))
-    fields.update(changes)
-    return Document(**fields)
+BASE = Document(name="refills.txt", source="test", media_type="text/plain", text=TEXT, original_chars=len(TEXT))
+
+
+def document(**changes: Any) -> Document:
+    return replace(BASE, **changes)
+
+
+def render(outputs: Mapping[int, Mapping[str, Any]], *, doc: Document | None = None, engine: str = "offline",
+           model: str | None = None, run_id: str = "r") -> FinalReport:
+    return render_report(run_id=run_id, brand=BRAND, document=doc or document(), outputs=outputs, engine=engine,
+                         model=model)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +55,11 @@ def outputs() -> dict[int, dict]:
 
 @pytest.fixture(scope="module")
 def report(outputs) -> FinalReport:
-    return render_report(run_id="run-42", brand=BRAND, document=document(), outputs=outputs)
+    return render(outputs, run_id="run-42")
 
 
 def test_report_starts_with_the_title_and_names_brand_document_and_run(report):
-    head = report.markdown.splitlines()[:6]
+    head = report.markdown.split("## 1.")[0].splitlines()
     assert head[0] == "# Innovation Intelligence Report"
     top = "\n".join(head)
     assert "Acme Foods" in top and "refills.txt" in top and "run-42" in top
@@ -74,7 +84,7 @@ def test_report_carries_five_cards_matching_stage5(report, outputs):
     cards = outputs[5]["opportunities"]
     assert [c.number for c in report.cards] == [1, 2, 3, 4, 5]
     assert [c.title for c in report.cards] == [c["title"] for c in cards]
-    for card, source in zip(report.cards, cards):
+    for card, source in zip(report.cards, cards, strict=True):
         assert card.content.startswith(f"### Opportunity {source['number']} — {source['innovation_type']}: ")
         assert card.content in report.markdown
         for step in source["actionability"]:
@@ -84,7 +94,7 @@ def test_report_carries_five_cards_matching_stage5(report, outputs):
 
 
 def test_report_is_deterministic_and_carries_no_timestamp(outputs, report):
-    again = render_report(run_id="run-42", brand=BRAND, document=document(), outputs=copy.deepcopy(outputs))
+    again = render(copy.deepcopy(outputs), run_id="run-42")
     assert again == report
     assert not re.search(r"\d{4}-\d{2}-\d{2}T|\d{2}:\d{2}:\d{2}", report.markdown)
 
@@ -92,7 +102,7 @@ def test_report_is_deterministic_and_carries_no_timestamp(outputs, report):
 @pytest.mark.parametrize("truncated", [True, False])
 def test_report_notes_a_truncated_document_only_when_it_was_cut(outputs, truncated):
     cut = document(truncated=truncated, original_chars=len(TEXT) * 3 if truncated else len(TEXT))
-    markdown = render_report(run_id="r", brand=BRAND, document=cut, outputs=outputs).markdown
+    markdown = render(outputs, doc=cut).markdown
     assert ("truncated" in markdown.split("## 1.")[0]) is truncated
 
 
@@ -101,7 +111,7 @@ def test_report_renders_llm_style_values_and_odd_whitespace(outputs):
     odd[2]["signals"][0]["relevance"] = 0.87
     odd[4]["insights"][0]["brand_fit"] = 0.5
     odd[1]["inspirations"][0]["evidence"][0] = "a quote\n\n## that tries to break out"
-    markdown = render_report(run_id="r", brand=BRAND, document=document(), outputs=odd).markdown
+    markdown = render(odd).markdown
     assert "*(relevance: 0.87)*" in markdown
     assert "- Brand fit: 0.5" in markdown
     assert "> a quote ## that tries to break out" in markdown.splitlines()
@@ -109,6 +119,27 @@ def test_report_renders_llm_style_values_and_odd_whitespace(outputs):
 
 def test_a_missing_stage_is_reported_as_missing_not_a_crash(outputs):
     partial = {n: outputs[n] for n in (1, 2, 3)}
-    result = render_report(run_id="r", brand=BRAND, document=document(), outputs=partial)
+    result = render(partial)
     assert result.markdown.count("*No output was recorded for this stage.*") == 2
     assert result.cards == ()
+
+
+def test_the_first_lines_say_an_offline_report_is_an_extractive_draft_with_no_model(report):
+    head = report.markdown.splitlines()[:6]
+    assert head[0] == "# Innovation Intelligence Report"
+    assert head[2] == "- **Engine:** offline (no language model)"
+    assert "**Extractive draft.**" in head[4] and "not written by a language model" in head[4]
+
+
+def test_the_first_lines_name_the_llm_engine_and_its_model(outputs):
+    head = render(outputs, engine="openrouter", model="example/model-1").markdown.splitlines()[:4]
+    assert head[2] == "- **Engine:** openrouter, model `example/model-1`"
+    assert not any("Extractive draft" in line for line in head)
+
+
+@pytest.mark.parametrize(("level", "warned"), [("low", True), ("high", False)])
+def test_low_relevance_is_stated_in_the_header(outputs, level, warned):
+    doc = document(relevance=Relevance(level, 2, 40))
+    head = render(outputs, doc=doc).markdown.split("## 1.")[0]
+    assert f"- **Relevance:** {level}: 2 of 40 sentences name a market, consumer or product" in head
+    assert ("**low relevance**" in head) is warned

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
-
-import psycopg
 from psycopg import errors as pgerr
+from structlog.testing import capture_logs
 
 from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable
 from persistence.postgres.errors import DeadlineExceeded, wrap_exceptions
@@ -32,7 +33,8 @@ class FakeTime:
         self.now += seconds
 
 
-def flaky(failures: list[BaseException], result: str = "ok"):
+def flaky(errors: Sequence[BaseException], result: str = "ok"):
+    failures = list(errors)  # the caller's list stays as given
     calls = {"n": 0}
 
     def fn() -> str:

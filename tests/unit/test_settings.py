@@ -23,7 +23,7 @@ def test_defaults_with_an_empty_environment_are_file_only_and_offline():
     assert settings.blob_allowed_hosts == ("*.public.blob.vercel-storage.com", "*.private.blob.vercel-storage.com")
     assert (settings.max_document_bytes, settings.max_concurrent_runs) == (52_428_800, 2)
     assert (settings.run_lease_seconds, settings.max_run_attempts, settings.port) == (60, 3, 8000)
-    assert settings.log_level == "INFO" and settings.llm_model == "deepseek/deepseek-chat"
+    assert settings.log_level == "INFO" and settings.llm_model == "google/gemini-2.5-flash"
     assert settings.openrouter_base_url == "https://openrouter.ai/api/v1"
 
 
@@ -54,7 +54,7 @@ def test_every_variable_is_read():
         "RAILWAY_DEPLOYMENT_DRAINING_SECONDS": "45",
     }
     s = Settings.from_env(env)
-    assert s.database_url == PG and s.migrations_url.endswith(":6543/railway")
+    assert s.database_url == PG and (s.migrations_url or "").endswith(":6543/railway")
     assert s.mode is Mode.DATABASE_ONLY
     assert s.output_dir == Path("/srv/out") and s.data_dir == Path("/srv/data")
     assert (s.webhook_secret, s.api_token, s.blob_read_write_token) == ("whsec_abc", "tok", "vercel_blob_rw_x")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from config.errors import ConfigError
@@ -24,10 +26,18 @@ def test_the_specification_example_signs_and_verifies() -> None:
     assert verify(SPEC_SECRET, headers(SPEC_SIGNATURE), SPEC_BODY, now=SPEC_TIME + 10) == SPEC_ID
 
 
-def test_a_raw_secret_is_used_as_its_bytes() -> None:
-    signature = sign("plain-secret", "m1", 100, b"{}")
-    assert verify("plain-secret", headers(signature, msg_id="m1", stamp=100), b"{}", now=100)
-    assert secret_key("plain-secret") == b"plain-secret"
+@pytest.mark.parametrize("secret", ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_b2xkLXNlY3JldA", "b2xkLXNlY3JldA",
+                                    "whsec_b2xkLXNlY3JldA=="])
+def test_a_secret_without_prefix_or_padding_is_base64_as_the_official_libraries_read_it(secret: str) -> None:
+    padded = secret.removeprefix("whsec_")
+    assert secret_key(secret) == base64.b64decode(padded + "=" * (-len(padded) % 4))
+
+
+@pytest.mark.parametrize("secret", ["plain-secret-with-dashes-and-more-than-32-chars", "whsec_", "", "whsec_Zqx9Q"])
+def test_a_secret_that_is_not_base64_is_a_configuration_error_that_says_how_to_fix_it(secret: str) -> None:
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET") as info:
+        secret_key(secret)
+    assert (secret.removeprefix("whsec_") or "!") not in str(info.value)
 
 
 def test_any_one_of_several_signatures_is_enough() -> None:
