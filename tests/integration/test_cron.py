@@ -355,7 +355,8 @@ def test_all_with_a_broken_configuration_exits_2_and_runs_only_validate(out):
     code, summary, _ = cron("all", output_dir=out, env={"ENABLE_DATABASE_WRITES": "maybe"})
     statuses = {job["job"]: job["status"] for job in summary["jobs"]}
     assert code == 2
-    assert statuses == {"validate": "failed", "migrations": "error", "replay": "error", "reap": "error"}
+    assert statuses == {"validate": "failed", "migrations": "error", "replay": "error", "reap": "error",
+                        "prune": "error"}
 
 
 def test_help_teaches_the_jobs_exit_codes_and_the_railway_setup():
