@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
     from flask import Flask
 
     from tests.e2e.webserver import WebServer
@@ -220,8 +221,8 @@ def wrk_load(port: int, requests: list[bytes], concurrency: int, tmp: Path) -> L
 
 
 @contextmanager
-def database(server_url: str, name: str, setup: Callable[[str], None]) -> Iterator[str]:
-    """A fresh database ``name`` (bench_*) prepared by ``setup(url)``, dropped on the way out."""
+def database(server_url: str, name: str, setup: Callable[[str], object]) -> Iterator[str]:
+    """A fresh database ``name`` (bench_*) prepared by ``setup(url)`` (its result unused), dropped on the way out."""
     import psycopg
     from psycopg import sql
 
@@ -352,7 +353,7 @@ def _profile_worker_threads(directory: Path) -> None:
         for ident, profile in profiles.items():
             profile.dump_stats(str(directory / f"worker-{os.getpid()}-{ident}.prof"))
 
-    gthread.ThreadWorker.handle = handle  # type: ignore[method-assign]
+    gthread.ThreadWorker.handle = handle
     atexit.register(dump)
 
 
@@ -446,9 +447,14 @@ def step_costs(mode: str, database_url: str | None, floor_url: str, blob_url: st
                     with store.breaker.guard():  # type: ignore[attr-defined]
                         pass
                 costs["  of which breaker.guard (empty call)"] = _timed(guarded, n)
-            fsyncs = []
+            fsyncs: list[FileDescriptorLike] = []
             real_fsync = os.fsync
-            os.fsync = lambda fd: (fsyncs.append(fd), real_fsync(fd))[1]  # type: ignore[assignment]
+
+            def counting_fsync(fd: FileDescriptorLike) -> None:
+                fsyncs.append(fd)
+                real_fsync(fd)
+
+            os.fsync = counting_fsync
             try:
                 store.create_run(parse_run_request(settings, raws("fsync")[0][1]))
             finally:
@@ -588,12 +594,14 @@ def main(argv: list[str] | None = None) -> int:
             import psycopg
 
             with psycopg.connect(url) as conn:
-                return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])  # noqa: S608 - fixed name
+                row = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()  # noqa: S608 - fixed name
+            assert row is not None, "count(*) always returns a row"
+            return int(row[0])
         return count
 
     tag = uuid.uuid4().hex[:8]
     rounds: dict[str, list[dict[str, object]]] = {"floor": [], "file_only": [], "database_only": []}
-    profiles: dict[str, object] = {}
+    profiles: dict[str, dict[str, object]] = {}
     steps: dict[str, tuple[dict[str, tuple[float, float]], int]] = {}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-webhook-")))
@@ -669,7 +677,13 @@ def same_round_ratio(ours: list[dict[str, Any]], floor: list[dict[str, Any]], ke
 
 def median_row(rows: list[dict[str, object]]) -> dict[str, object]:
     """Each figure's median over the rounds."""
-    return {key: round(statistics.median(row[key] for row in rows), 4) for key in rows[0]}  # type: ignore[misc]
+    return {key: round(statistics.median(_figure(row[key]) for row in rows), 4) for key in rows[0]}
+
+
+def _figure(value: object) -> float:
+    """A measured figure of a row (run_target's values are all ints or floats)."""
+    assert isinstance(value, int | float), f"not a figure: {value!r}"
+    return value
 
 
 def print_table(results: dict[str, dict[str, object]], ratios: dict[str, dict[str, float]], rounds: int) -> None:

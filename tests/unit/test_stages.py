@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ DOCUMENT = Document(
           "Single-serve sachets of spice blends rose 22% while full jars were flat. "
           "Shoppers said refill stations made them feel less guilty about plastic."),
 )
-CANNED = {
+CANNED: dict[int, dict[str, Any]] = {
     1: {"summary": "Refills.", "core_mechanism": "Changed model",
         "inspirations": [{"title": "Refills", "description": "d", "mechanism_type": "CHANGED_MODEL",
                           "evidence": ["Refill stations for cleaning products grew 35% in 2025."]}]},
