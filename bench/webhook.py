@@ -47,7 +47,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stdout, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -271,10 +271,8 @@ def stop_server(server: WebServer) -> None:
         server.stop()
     output_dir = server.env.get("OUTPUT_DIR")
     for pid in dispatcher_pids(Path(output_dir)) if output_dir else ():
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def ours_env(blob_host: str, output_dir: Path, database_url: str | None) -> dict[str, str]:
@@ -403,6 +401,7 @@ def step_costs(mode: str, database_url: str | None, floor_url: str, blob_url: st
     The full request goes through Flask's test client, for ours and for the floor alike (so the
     test client's own cost cancels out of the comparison); logging is rendered to /dev/null.
     """
+    from bench import floor_app
     from config.log import configure_logging, get_logger
     from config.settings import Settings
     from handlers import dispatch_socket
@@ -411,8 +410,6 @@ def step_costs(mode: str, database_url: str | None, floor_url: str, blob_url: st
     from handlers.payload import parse_run_request
     from handlers.webhook_signature import verify
     from persistence.factory import build_store
-
-    from bench import floor_app
 
     env = {k.upper(): v for k, v in ours_env(urlsplit(blob_url).netloc, tmp / f"steps-{mode}", database_url).items()}
     settings = Settings.from_env({**env, "DATA_DIR": str(REPO / "data"), "LOG_LEVEL": "INFO"})
@@ -572,12 +569,11 @@ def main(argv: list[str] | None = None) -> int:
         args.client = "wrk" if shutil.which("wrk") else "python"
 
     sys.path.insert(0, str(REPO))
+    from bench.floor_app import CREATE_TABLE
     from config.log import configure_logging
     from persistence.migrate import upgrade
     from tests.blobserver import start_blob_server
     from tests.e2e.webserver import GUNICORN, start_gunicorn
-
-    from bench.floor_app import CREATE_TABLE
 
     configure_logging("WARNING")  # the migrations of the throwaway database narrate at INFO
 
@@ -668,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def same_round_ratio(ours: list[dict[str, Any]], floor: list[dict[str, Any]], key: str) -> float:
     """The median over the rounds of ours / the floor of the same round."""
-    return round(statistics.median(o[key] / f[key] for o, f in zip(ours, floor)), 3)
+    return round(statistics.median(o[key] / f[key] for o, f in zip(ours, floor, strict=True)), 3)
 
 
 def median_row(rows: list[dict[str, object]]) -> dict[str, object]:

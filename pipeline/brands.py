@@ -7,7 +7,6 @@ A profile is checked completely before use, and every problem in a file is repor
 from __future__ import annotations
 
 import functools
-
 from dataclasses import asdict, dataclass
 from pathlib import Path
 

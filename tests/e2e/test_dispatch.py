@@ -7,6 +7,7 @@ gate (the document fetch waits until the test opens it), never with sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,10 +71,8 @@ def _stop_dispatcher(output_dir: Path) -> None:
     """A SIGKILLed master leaves no dispatcher behind, but a failed test might: end it."""
     pid_file = output_dir / ".state" / "dispatcher.pid"
     if pid_file.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 def env_for(blob: BlobServer, **extra: str) -> dict[str, str]:
@@ -219,7 +218,7 @@ def test_a_run_that_keeps_dying_fails_with_its_cause_after_max_attempts(servers,
     server = servers(env_for(blob, MAX_RUN_ATTEMPTS="2"))
     assert post_run(server, body("doomed", blob, route="gated")).status_code == 202
     for attempt in (1, 2):
-        wait_for(lambda: len(logged(server, "run_process_started")) >= attempt, f"attempt {attempt} to start")
+        wait_for(lambda n=attempt: len(logged(server, "run_process_started")) >= n, f"attempt {attempt} to start")
         os.kill(logged(server, "run_process_started")[attempt - 1]["pid"], signal.SIGKILL)
     wait_for(lambda: status(server, "doomed")["status"] in FINISHED, "the run to be failed")
     answer = status(server, "doomed")

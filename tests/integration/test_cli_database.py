@@ -47,7 +47,7 @@ def test_a_cli_run_with_a_database_leaves_the_rows_the_frontend_reads(mode, data
     assert (run_dir / "report.md").read_text() == report
     card_titles = [c[1] for c in got["cards"]]
     opportunities = json.loads((run_dir / STAGE_FILES[5]).read_text())["opportunities"]
-    assert all(o["title"] in title for o, title in zip(opportunities, card_titles))
+    assert all(o["title"] in title for o, title in zip(opportunities, card_titles, strict=True))
 
 
 def test_a_cli_run_completes_from_files_when_the_database_is_refused_and_replay_fills_the_rows(

@@ -93,7 +93,7 @@ def test_each_stage_calls_its_engine_method_with_the_earlier_outputs_it_needs(st
     output = run_stage(stage, engine, document=DOCUMENT, brand=BRAND, previous=previous)
     assert output == CANNED[stage]
     assert engine.calls == [(METHODS[stage], EXPECTED_ARGS[stage](previous))]
-    assert all(a is b for a, b in zip(engine.calls[0][1], EXPECTED_ARGS[stage](previous)))
+    assert all(a is b for a, b in zip(engine.calls[0][1], EXPECTED_ARGS[stage](previous), strict=True))
 
 
 MISSING = [(stage, needed) for stage, inputs in STAGE_INPUTS.items() for needed in inputs]
