@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,7 +17,7 @@ def rows(url: str, run_id: str) -> dict:
         run = conn.execute(
             'SELECT status, "currentStage", "stage1Output", "stage2Output", "stage3Output", "stage4Output", '
             '"fullReportMarkdown", "completedAt", attempt FROM "PipelineRun" WHERE id = %s', (run_id,)).fetchone()
-        stages = dict(conn.execute(
+        stages: dict[int, Any] = dict(conn.execute(
             'SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %s ORDER BY 1', (run_id,)).fetchall())
         cards = conn.execute(
             'SELECT number, title, content FROM "OpportunityCard" WHERE "runId" = %s ORDER BY 1', (run_id,)).fetchall()
