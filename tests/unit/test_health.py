@@ -32,17 +32,6 @@ class FakeDatabase:
         return self.schema
 
 
-class HungDatabase(FakeDatabase):
-    """A database whose ping answers only when ``gate`` is set (or after 30 seconds)."""
-
-    def __init__(self, gate: threading.Event) -> None:
-        super().__init__()
-        self.gate = gate
-
-    def ping(self, timeout_s: float) -> None:
-        self.gate.wait(30)
-
-
 def report(settings: Settings, database: FakeDatabase | None, circuit: str = "closed", backlog: int = 0):
     return check_health(settings, DatabaseProbe(database), breaker_state=lambda s: circuit,
                         spool_backlog=lambda s: backlog)
@@ -81,8 +70,11 @@ def test_database_only_with_nothing_writable_is_unhealthy(base: Settings, tmp_pa
 
 def test_a_hung_database_is_reported_failed_without_waiting_for_it() -> None:
     gate = threading.Event()
-    hung = HungDatabase(gate)  # answers only when the test lets it
-    probe = DatabaseProbe(hung, timeout_s=0.3)
+    class HungDatabase(FakeDatabase):
+        def ping(self, timeout_s: float) -> None:
+            gate.wait(30)  # answers only when the test lets it
+
+    probe = DatabaseProbe(HungDatabase(), timeout_s=0.3)
     assert probe.check() == ("failed", "unknown")
     assert not gate.is_set()  # the answer came while the database was still hanging
     gate.set()
