@@ -34,7 +34,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -275,8 +274,8 @@ def held_memory(server: WebServer, tail: LogTail, port: int, blob: BlobServer, m
         time.sleep(0.01)
     dispatcher = dispatcher_pids(Path(server.env["OUTPUT_DIR"]))
     workers = [pid for pid in children(server.process.pid) if pid not in dispatcher]
-    result = {"web_worker": [memory(pid) for pid in workers], "dispatcher": memory(dispatcher[0]),
-              "run_held": memory(child)}
+    result: dict[str, Any] = {"web_worker": [memory(pid) for pid in workers],
+                              "dispatcher": memory(dispatcher[0]), "run_held": memory(child)}
     blob.add_file(f"{run_id}.txt", SAMPLE.read_bytes(), "text/plain")
     blob.gate.set()  # let it run to the end, sampling its high-water mark as it goes
     peak = result["run_held"]["hwm"]

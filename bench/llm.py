@@ -49,15 +49,31 @@ WORDS = ("shoppers", "retailers", "convenience", "premium", "format", "occasion"
          "share", "volume", "value", "region", "urban", "rural", "family", "single", "student")
 
 
+SENTENCES = (
+    "Shoppers in {a} regions told us that they are buying more {b} products, and {n}% of them said the {c} "
+    "price is now the main reason they switch brands.",
+    "Retailers report that {b} sales grew {n}% over the year, while the {c} aisle lost share to online orders "
+    "and to the weekly {a} delivery that families now expect.",
+    "The growth in {a} occasions is driven by younger households, who want a {b} option they can keep at home "
+    "and use when there is no time to cook a {c} meal.",
+    "Across the category, {n}% of new launches claimed a {b} benefit, but only a few of them explained why "
+    "the {c} format was better for the people who buy it.",
+)
+
+
 def generated_report(pages: int, seed: int = 7) -> str:
-    """A report of ``pages`` pages (~2,000 characters each): headings and paragraphs with figures."""
+    """A report of ``pages`` pages (~2,000 characters each): headings and paragraphs of prose with figures.
+
+    Prose, not a word list: the input gate refuses text that does not read as sentences.
+    """
     rng = random.Random(seed)
     out = []
     for page in range(1, pages + 1):
         out.append(f"## Section {page}: {rng.choice(WORDS).title()} and {rng.choice(WORDS)}")
         for _ in range(4):
-            words = " ".join(rng.choice(WORDS) for _ in range(60))
-            out.append(f"In page {page}, {rng.randint(5, 95)}% of {words}, up {rng.randint(2, 40)}% on last year.")
+            out.append(" ".join(rng.choice(SENTENCES).format(a=rng.choice(WORDS), b=rng.choice(WORDS),
+                                                              c=rng.choice(WORDS), n=rng.randint(5, 95))
+                                for _ in range(3)))
     return "\n\n".join(out)
 
 

@@ -47,13 +47,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stdout, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
     from flask import Flask
 
     from tests.e2e.webserver import WebServer
@@ -220,8 +221,8 @@ def wrk_load(port: int, requests: list[bytes], concurrency: int, tmp: Path) -> L
 
 
 @contextmanager
-def database(server_url: str, name: str, setup: Callable[[str], None]) -> Iterator[str]:
-    """A fresh database ``name`` (bench_*) prepared by ``setup(url)``, dropped on the way out."""
+def database(server_url: str, name: str, setup: Callable[[str], object]) -> Iterator[str]:
+    """A fresh database ``name`` (bench_*) prepared by ``setup(url)`` (its result unused), dropped on the way out."""
     import psycopg
     from psycopg import sql
 
@@ -271,10 +272,8 @@ def stop_server(server: WebServer) -> None:
         server.stop()
     output_dir = server.env.get("OUTPUT_DIR")
     for pid in dispatcher_pids(Path(output_dir)) if output_dir else ():
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def ours_env(blob_host: str, output_dir: Path, database_url: str | None) -> dict[str, str]:
@@ -354,7 +353,7 @@ def _profile_worker_threads(directory: Path) -> None:
         for ident, profile in profiles.items():
             profile.dump_stats(str(directory / f"worker-{os.getpid()}-{ident}.prof"))
 
-    gthread.ThreadWorker.handle = handle  # type: ignore[method-assign]
+    gthread.ThreadWorker.handle = handle
     atexit.register(dump)
 
 
@@ -403,6 +402,7 @@ def step_costs(mode: str, database_url: str | None, floor_url: str, blob_url: st
     The full request goes through Flask's test client, for ours and for the floor alike (so the
     test client's own cost cancels out of the comparison); logging is rendered to /dev/null.
     """
+    from bench import floor_app
     from config.log import configure_logging, get_logger
     from config.settings import Settings
     from handlers import dispatch_socket
@@ -411,8 +411,6 @@ def step_costs(mode: str, database_url: str | None, floor_url: str, blob_url: st
     from handlers.payload import parse_run_request
     from handlers.webhook_signature import verify
     from persistence.factory import build_store
-
-    from bench import floor_app
 
     env = {k.upper(): v for k, v in ours_env(urlsplit(blob_url).netloc, tmp / f"steps-{mode}", database_url).items()}
     settings = Settings.from_env({**env, "DATA_DIR": str(REPO / "data"), "LOG_LEVEL": "INFO"})
@@ -449,9 +447,14 @@ def step_costs(mode: str, database_url: str | None, floor_url: str, blob_url: st
                     with store.breaker.guard():  # type: ignore[attr-defined]
                         pass
                 costs["  of which breaker.guard (empty call)"] = _timed(guarded, n)
-            fsyncs = []
+            fsyncs: list[FileDescriptorLike] = []
             real_fsync = os.fsync
-            os.fsync = lambda fd: (fsyncs.append(fd), real_fsync(fd))[1]  # type: ignore[assignment]
+
+            def counting_fsync(fd: FileDescriptorLike) -> None:
+                fsyncs.append(fd)
+                real_fsync(fd)
+
+            os.fsync = counting_fsync
             try:
                 store.create_run(parse_run_request(settings, raws("fsync")[0][1]))
             finally:
@@ -572,12 +575,11 @@ def main(argv: list[str] | None = None) -> int:
         args.client = "wrk" if shutil.which("wrk") else "python"
 
     sys.path.insert(0, str(REPO))
+    from bench.floor_app import CREATE_TABLE
     from config.log import configure_logging
     from persistence.migrate import upgrade
     from tests.blobserver import start_blob_server
     from tests.e2e.webserver import GUNICORN, start_gunicorn
-
-    from bench.floor_app import CREATE_TABLE
 
     configure_logging("WARNING")  # the migrations of the throwaway database narrate at INFO
 
@@ -592,12 +594,14 @@ def main(argv: list[str] | None = None) -> int:
             import psycopg
 
             with psycopg.connect(url) as conn:
-                return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])  # noqa: S608 - fixed name
+                row = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()  # noqa: S608 - fixed name
+            assert row is not None, "count(*) always returns a row"
+            return int(row[0])
         return count
 
     tag = uuid.uuid4().hex[:8]
     rounds: dict[str, list[dict[str, object]]] = {"floor": [], "file_only": [], "database_only": []}
-    profiles: dict[str, object] = {}
+    profiles: dict[str, dict[str, object]] = {}
     steps: dict[str, tuple[dict[str, tuple[float, float]], int]] = {}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-webhook-")))
@@ -668,12 +672,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def same_round_ratio(ours: list[dict[str, Any]], floor: list[dict[str, Any]], key: str) -> float:
     """The median over the rounds of ours / the floor of the same round."""
-    return round(statistics.median(o[key] / f[key] for o, f in zip(ours, floor)), 3)
+    return round(statistics.median(o[key] / f[key] for o, f in zip(ours, floor, strict=True)), 3)
 
 
 def median_row(rows: list[dict[str, object]]) -> dict[str, object]:
     """Each figure's median over the rounds."""
-    return {key: round(statistics.median(row[key] for row in rows), 4) for key in rows[0]}  # type: ignore[misc]
+    return {key: round(statistics.median(_figure(row[key]) for row in rows), 4) for key in rows[0]}
+
+
+def _figure(value: object) -> float:
+    """A measured figure of a row (run_target's values are all ints or floats)."""
+    assert isinstance(value, int | float), f"not a figure: {value!r}"
+    return value
 
 
 def print_table(results: dict[str, dict[str, object]], ratios: dict[str, dict[str, float]], rounds: int) -> None:

@@ -13,6 +13,7 @@ survives: once the child exits, the rest of its group is killed too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -47,10 +48,10 @@ def run_bounded(name: str, target: Target, timeout_s: float) -> dict[str, Any]:
         os.close(read_fd)
         _child(name, target, write_fd)
     os.close(write_fd)
-    try:
-        os.setpgid(pid, pid)  # also done by the child: whichever runs first closes the race
-    except (PermissionError, ProcessLookupError):
-        pass  # the child already did it, or already exited: its group is set either way
+    # Also done by the child, whichever runs first closes the race; if the child already did it,
+    # or already exited, its group is set either way.
+    with contextlib.suppress(PermissionError, ProcessLookupError):
+        os.setpgid(pid, pid)
     try:
         return _wait(name, pid, read_fd, timeout_s)
     finally:
@@ -75,10 +76,8 @@ def _child(name: str, target: Target, write_fd: int) -> None:
         log.exception("cron_job_crashed", job=name)
         crashed = {"status": "error", "checks": [], "exit_code": EXIT_FAILED,
                    "message": f"{name} crashed: {type(exc).__name__}: {exc} (traceback in the log line above)"}
-        try:
+        with contextlib.suppress(OSError):  # the parent is gone: nobody is left to tell
             os.write(write_fd, (json.dumps({"result": crashed}, default=str) + "\n").encode())
-        except OSError:
-            pass  # the parent is gone: nobody is left to tell
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -129,10 +128,8 @@ def _exited(pid: int) -> bool:
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # nobody left in the group
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass  # nobody left in the group
 
 
 def _timeout(name: str, pid: int, timeout_s: float, step: str | None, checks: list[dict[str, Any]]) -> dict[str, Any]:

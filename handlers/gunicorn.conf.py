@@ -117,19 +117,12 @@ def _trusted(peer: str, trusted: list[str]) -> bool:
 logger_class = JsonLogger
 
 
-def _host_hook(name: str, server: Any) -> None:
-    """Call ``handlers.launcher.<name>(server)`` when the launcher provides it."""
-    from handlers import launcher
-
-    hook = getattr(launcher, name, None)
-    if callable(hook):
-        hook(server)
-
-
 # ---- host services: the launcher's per-host start/stop (run dispatch, recovery) -------------
 def when_ready(server: Any) -> None:
     """Gunicorn hook: the arbiter is listening; start the per-host services."""
-    _host_hook("start_host_services", server)
+    from handlers.launcher import start_host_services  # imported late: the config is read before the app
+
+    start_host_services(server)
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -141,5 +134,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     """Gunicorn hook: the arbiter is exiting; stop the per-host services."""
-    _host_hook("stop_host_services", server)
+    from handlers.launcher import stop_host_services
+
+    stop_host_services(server)
 # ---- end host services ------------------------------------------------------------------------

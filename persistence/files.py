@@ -213,7 +213,6 @@ class FileStore(CommandVerbs):
                 "transitions": [{"status": str(RunStatus.QUEUED), "at": now, "attempt": 0}],
             }
             self._write(folder, doc)
-            _stage_dirs(folder)
             self._mark(QUEUE_DIR, request.run_id)
             return True
 
@@ -475,18 +474,6 @@ def _add_stage_files(folder: Path, doc: dict[str, Any]) -> None:
         doc["stages"][str(number)] = {"status": "completed", "started_at": None, "completed_at": done,
                                       "duration_ms": None}
         doc["current_stage"] = max(number, doc.get("current_stage") or 0)
-
-
-def _stage_dirs(folder: Path) -> None:
-    """Create the five stage folders at once with one folder fsync, so no stage write pays for its own."""
-    created = False
-    for name in STAGE_FILES.values():
-        stage_dir = folder / Path(name).parent
-        if not stage_dir.exists():
-            stage_dir.mkdir()
-            created = True
-    if created:
-        atomic.fsync_dir(folder)
 
 
 def _claimable(doc: dict[str, Any]) -> bool:

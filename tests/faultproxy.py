@@ -13,6 +13,7 @@ A stand-in for Toxiproxy: modes switch at runtime and apply to connections alrea
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -27,10 +28,9 @@ TICK = 0.1  # how often idle pump threads look at the mode and the stop flag
 
 def _rst(sock: socket.socket) -> None:
     """Close ``sock`` with an RST instead of a FIN (SO_LINGER on, timeout 0)."""
-    try:
+    # Already closed by the other pump: closing again below is harmless.
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass  # already closed by the other pump: closing again below is harmless
     sock.close()
 
 

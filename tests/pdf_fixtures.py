@@ -8,6 +8,10 @@ deterministic (reportlab ``invariant=1``); pypdf draws a random file id when it 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # reportlab stays a lazy import at run time
+    from reportlab.pdfgen.canvas import Canvas
 
 VALID_TEXT = (
     "Subscription spice kits grew 18 percent in 2025 as home cooks traded restaurant visits "
@@ -84,7 +88,7 @@ def image_only_pdf(pages: int = 2) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_raster(pdf: object, x: float, y: float) -> None:
+def _draw_raster(pdf: Canvas, x: float, y: float) -> None:
     """Draw a small grey-gradient bitmap, the way a scanner would embed a page image."""
     from reportlab.lib.utils import ImageReader
 

@@ -2,15 +2,17 @@
 # Sets up everything the tests need on a fresh machine, then runs them:
 #   a virtualenv with the locked development requirements (hash-checked), and PostgreSQL on 127.0.0.1:5432.
 # Usage: bash tests/run.sh [pytest arguments]
+#   PYTHON=python3.13 VENV=.venv313 bash tests/run.sh   runs the suite on another Python (.ci/run does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
 # The lock (scripts/lock.py) pins and hashes every distribution: pip refuses anything else.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 
 # Node.js and npm check the Railway infrastructure file (.railway/) and the Prisma schema (prisma/)
 # with their own packages (npm ci from each folder's package-lock.json).
@@ -33,4 +35,4 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   fi
 fi
 
-exec .venv/bin/python -m pytest "$@"
+exec "$VENV/bin/python" -m pytest "$@"

@@ -62,9 +62,9 @@ class Checks:
         check = Check(name, status, message, value, threshold)
         self.items.append(check)
         self._send({"check": check.as_dict()})
-        level = {OK: "info", WARNING: "warning", FAILED: "error"}[status]
+        emit = {OK: log.info, WARNING: log.warning, FAILED: log.error}[status]
         measured = {k: v for k, v in (("value", value), ("threshold", threshold)) if v is not None}
-        getattr(log, level)("cron_check", check=name, status=status, reason=message, **measured)
+        emit("cron_check", check=name, status=status, reason=message, **measured)
         return check
 
     def ok(self, name: str, message: str, value: Any = None, threshold: Any = None) -> Check:

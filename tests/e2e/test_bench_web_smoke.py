@@ -30,7 +30,7 @@ def test_the_webhook_bench_measures_ours_against_the_floor_in_both_modes(pg_serv
     assert {"bench", "requests", "concurrency", "client", "blob", "floor", "file_only", "database_only",
             "ratios", "per_round"} <= summary.keys()
     for server in ("floor", "file_only", "database_only"):
-        assert WEBHOOK_FIGURES <= summary[server].keys()
+        assert summary[server].keys() >= WEBHOOK_FIGURES
         assert summary[server]["non_202"] == 0
     assert set(summary["ratios"]) == {"file_only", "database_only"}
     assert all(set(ratio) == {"throughput", "p99"} for ratio in summary["ratios"].values())

@@ -7,6 +7,7 @@ gate (the document fetch waits until the test opens it), never with sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,17 +71,15 @@ def _stop_dispatcher(output_dir: Path) -> None:
     """A SIGKILLed master leaves no dispatcher behind, but a failed test might: end it."""
     pid_file = output_dir / ".state" / "dispatcher.pid"
     if pid_file.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 def env_for(blob: BlobServer, **extra: str) -> dict[str, str]:
     return {"BLOB_ALLOWED_HOSTS": blob.host, "BLOB_ALLOW_HTTP": "true", "ENABLE_DATABASE_WRITES": "false", **extra}
 
 
-def body(run_id: str, blob: BlobServer, route: str = "files") -> dict[str, str]:
+def body(run_id: str, blob: BlobServer, route: str = "files") -> dict[str, object]:
     return {"run_id": run_id, "blob_url": blob.url(f"/{route}/report.txt"), "company_id": "decathlon",
             "user_id": "user_1"}
 
@@ -96,8 +95,8 @@ def status(server: WebServer, run_id: str) -> dict:
     return answer.json()
 
 
-def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 120) -> None:
-    """Poll until ``predicate`` holds; fail with ``what`` if it never does (a hang guard, not a timing check)."""
+def wait_for(predicate: Callable[[], object], what: str, seconds: float = 120) -> None:
+    """Poll until ``predicate`` is truthy; fail with ``what`` if it never does (a hang guard, not a timing check)."""
     deadline = time.monotonic() + seconds
     while not predicate():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
@@ -137,8 +136,11 @@ def test_a_run_in_database_only_mode_leaves_its_rows(servers, blob, database_url
     with psycopg.connect(database_url) as conn:
         row = conn.execute('SELECT status, attempt, "stage1Output" IS NOT NULL, "fullReportMarkdown" '
                            'FROM "PipelineRun" WHERE id = %s', ("db-run",)).fetchone()
-        stages = conn.execute('SELECT count(*) FROM "StageOutput" WHERE "runId" = %s', ("db-run",)).fetchone()[0]
-        cards = conn.execute('SELECT count(*) FROM "OpportunityCard" WHERE "runId" = %s', ("db-run",)).fetchone()[0]
+        stage_count = conn.execute('SELECT count(*) FROM "StageOutput" WHERE "runId" = %s', ("db-run",)).fetchone()
+        card_count = conn.execute('SELECT count(*) FROM "OpportunityCard" WHERE "runId" = %s', ("db-run",)).fetchone()
+    assert row is not None, "the PipelineRun row for db-run should exist"
+    assert stage_count is not None and card_count is not None, "count(*) always returns a row"
+    stages, cards = stage_count[0], card_count[0]
     assert row[:3] == ("COMPLETED", 1, True) and row[3].startswith("# Innovation Intelligence Report")
     assert (stages, cards) == (5, 5)
 
@@ -216,11 +218,16 @@ def test_a_run_process_sigkilled_mid_fetch_is_resumed_and_completes(servers, blo
     assert "SIGKILL" in doc["last_interruption"]
 
 
+def _started_at_least(server: WebServer, n: int) -> Callable[[], bool]:
+    """A predicate: ``server`` has logged at least ``n`` run process starts."""
+    return lambda: len(logged(server, "run_process_started")) >= n
+
+
 def test_a_run_that_keeps_dying_fails_with_its_cause_after_max_attempts(servers, blob, tmp_path):
     server = servers(env_for(blob, MAX_RUN_ATTEMPTS="2"))
     assert post_run(server, body("doomed", blob, route="gated")).status_code == 202
     for attempt in (1, 2):
-        wait_for(lambda: len(logged(server, "run_process_started")) >= attempt, f"attempt {attempt} to start")
+        wait_for(_started_at_least(server, attempt), f"attempt {attempt} to start")
         os.kill(logged(server, "run_process_started")[attempt - 1]["pid"], signal.SIGKILL)
     wait_for(lambda: status(server, "doomed")["status"] in FINISHED, "the run to be failed")
     answer = status(server, "doomed")
@@ -337,13 +344,16 @@ def test_two_replicas_sharing_one_database_run_every_run_exactly_once(servers, b
 
     def finished() -> bool:
         with psycopg.connect(database_url) as conn:
-            done = conn.execute("SELECT count(*) FROM \"PipelineRun\" WHERE status = 'COMPLETED'").fetchone()[0]
-        return done == len(ids)
+            done = conn.execute("SELECT count(*) FROM \"PipelineRun\" WHERE status = 'COMPLETED'").fetchone()
+        assert done is not None, "count(*) always returns a row"
+        return bool(done[0] == len(ids))
 
     wait_for(finished, "every run on either replica to complete", 300)
     with psycopg.connect(database_url) as conn:
         attempts = conn.execute('SELECT DISTINCT attempt FROM "PipelineRun"').fetchall()
-        stage_rows = conn.execute('SELECT count(*) FROM "StageOutput"').fetchone()[0]
+        stage_count = conn.execute('SELECT count(*) FROM "StageOutput"').fetchone()
+    assert stage_count is not None, "count(*) always returns a row"
+    stage_rows = stage_count[0]
     assert attempts == [(1,)] and stage_rows == 5 * len(ids)
     started = [line["run_id"] for r in replicas for line in logged(r, "run_process_started")]
     assert sorted(started) == ids  # each run's process started once, on one replica or the other

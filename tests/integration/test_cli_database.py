@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,7 +17,7 @@ def rows(url: str, run_id: str) -> dict:
         run = conn.execute(
             'SELECT status, "currentStage", "stage1Output", "stage2Output", "stage3Output", "stage4Output", '
             '"fullReportMarkdown", "completedAt", attempt FROM "PipelineRun" WHERE id = %s', (run_id,)).fetchone()
-        stages = dict(conn.execute(
+        stages: dict[int, Any] = dict(conn.execute(
             'SELECT "stageNumber", output FROM "StageOutput" WHERE "runId" = %s ORDER BY 1', (run_id,)).fetchall())
         cards = conn.execute(
             'SELECT number, title, content FROM "OpportunityCard" WHERE "runId" = %s ORDER BY 1', (run_id,)).fetchall()
@@ -47,7 +48,7 @@ def test_a_cli_run_with_a_database_leaves_the_rows_the_frontend_reads(mode, data
     assert (run_dir / "report.md").read_text() == report
     card_titles = [c[1] for c in got["cards"]]
     opportunities = json.loads((run_dir / STAGE_FILES[5]).read_text())["opportunities"]
-    assert all(o["title"] in title for o, title in zip(opportunities, card_titles))
+    assert all(o["title"] in title for o, title in zip(opportunities, card_titles, strict=True))
 
 
 def test_a_cli_run_completes_from_files_when_the_database_is_refused_and_replay_fills_the_rows(

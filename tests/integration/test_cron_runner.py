@@ -42,7 +42,9 @@ def test_a_hung_job_and_the_subprocess_it_started_are_killed_at_the_deadline():
     assert result["message"].startswith("stuck did not finish within 0.5 s: stuck at step 'waiting on pid ")
     assert "stopped by SIGTERM" in result["message"]
     assert result["checks"] == [{"name": "before the hang", "status": "ok", "message": "found"}]
-    sleeper = int(re.search(r"pid (\d+)", result["message"]).group(1))
+    pid = re.search(r"pid (\d+)", result["message"])
+    assert pid is not None, f"no subprocess pid in {result['message']!r}"
+    sleeper = int(pid.group(1))
     give_up = time.monotonic() + 30  # a hang guard, not a timing assertion
     while not gone(sleeper) and time.monotonic() < give_up:
         time.sleep(0.05)

@@ -21,6 +21,7 @@ from persistence.records import (
     StageResult,
     utcnow,
 )
+from tests.known import known
 
 REQUEST = RunRequest(run_id="r-1", company_id="decathlon", user_id="u-1", document_url="https://x/doc.pdf")
 
@@ -46,7 +47,7 @@ def test_a_full_run_leaves_the_contract_layout_and_status_history(output_dir):
     assert [t["status"] for t in doc["transitions"]] == ["QUEUED", "PROCESSING", "COMPLETED"]
     assert doc["stages"]["3"]["duration_ms"] == 15 and doc["current_stage"] == 5
     assert json.loads((run_dir / STAGE_FILES[2]).read_text()) == {"stage": 2, "text": "output 2"}
-    state = store.get_run("r-1")
+    state = known(store.get_run("r-1"))
     assert state.status is RunStatus.COMPLETED and state.completed_stages == (1, 2, 3, 4, 5)
     assert state.completed_at is not None and state.error is None
 
@@ -70,7 +71,7 @@ def test_a_superseded_attempt_cannot_write(output_dir):
     with pytest.raises(Superseded):
         store.complete_run("r-1", 1, FinalReport("x", ()))
     assert store.load_stage_outputs("r-1").keys() == {1}
-    assert store.get_run("r-1").attempt == 2
+    assert known(store.get_run("r-1")).attempt == 2
 
 
 def test_failure_records_stage_code_and_message(output_dir):
@@ -78,7 +79,7 @@ def test_failure_records_stage_code_and_message(output_dir):
     store.create_run(REQUEST)
     store.start_attempt("r-1", 1)
     store.fail_run("r-1", 1, RunErrorInfo(1, "PDF_ENCRYPTED", "remove the password"))
-    state = store.get_run("r-1")
+    state = known(store.get_run("r-1"))
     assert state.status is RunStatus.FAILED
     assert state.error == RunErrorInfo(1, "PDF_ENCRYPTED", "remove the password")
 

@@ -46,7 +46,10 @@ def resources(graph: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 def test_no_config_as_code_file_is_left() -> None:
     # Railway stops reading them on 2026-12-01, and a service cannot be managed by both systems.
-    assert not [p for name in ("railway.json", "railway.toml") for p in REPO.rglob(name) if ".venv" not in p.parts]
+    ignored = (".venv", "node_modules")  # virtualenvs (.venv, .venv313) and npm folders are not ours
+    found = [p for name in ("railway.json", "railway.toml") for p in REPO.rglob(name)
+             if not any(part.startswith(ignored) for part in p.relative_to(REPO).parts)]
+    assert not found, found
 
 
 def test_the_sdk_type_checks_the_file(tools: Path) -> None:

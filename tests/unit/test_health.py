@@ -70,9 +70,11 @@ def test_database_only_with_nothing_writable_is_unhealthy(base: Settings, tmp_pa
 
 def test_a_hung_database_is_reported_failed_without_waiting_for_it() -> None:
     gate = threading.Event()
-    hung = FakeDatabase()
-    hung.ping = lambda timeout_s: gate.wait(30)  # answers only when the test lets it
-    probe = DatabaseProbe(hung, timeout_s=0.3)
+    class HungDatabase(FakeDatabase):
+        def ping(self, timeout_s: float) -> None:
+            gate.wait(30)  # answers only when the test lets it
+
+    probe = DatabaseProbe(HungDatabase(), timeout_s=0.3)
     assert probe.check() == ("failed", "unknown")
     assert not gate.is_set()  # the answer came while the database was still hanging
     gate.set()

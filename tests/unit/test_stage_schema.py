@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 
 from config.errors import StageError
-from pipeline.stage_schema import INNOVATION_TYPES, MECHANISM_TYPES, validate_stage_output
+from pipeline.stage_schema import INNOVATION_TYPES, MECHANISM_TYPES, StageOutputInvalid, validate_stage_output
 
 
 def _card(number: int, kind: str) -> dict:
@@ -16,7 +18,7 @@ def _card(number: int, kind: str) -> dict:
             "follow_up_prompts": ["Who buys it?", "What does it cost?"]}
 
 
-VALID = {
+VALID: dict[int, dict[str, Any]] = {
     1: {"summary": "A report on refills.", "core_mechanism": "Changed model",
         "inspirations": [{"title": "Refill stations", "description": "Shoppers refill.",
                           "mechanism_type": "CHANGED_MODEL", "evidence": ["Refill stations grew 35%."]}]},
@@ -33,20 +35,26 @@ VALID = {
 }
 
 
-def _broken(stage: int, change) -> dict:
+def _broken(stage: int, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
     output = copy.deepcopy(VALID[stage])
     change(output)
     return output
 
 
+def _accepts(stage: int, output: object, previous: Mapping[str, Any] | None = None) -> bool:
+    """True once ``validate_stage_output`` returns; a problem it finds propagates as its StageError."""
+    validate_stage_output(stage, output, previous)
+    return True
+
+
 @pytest.mark.parametrize("stage", sorted(VALID))
 def test_contract_shaped_outputs_pass(stage):
-    assert validate_stage_output(stage, VALID[stage], VALID.get(stage - 1)) is None  # no problem raised
+    assert _accepts(stage, VALID[stage], VALID.get(stage - 1))  # no problem raised
 
 
 @pytest.mark.parametrize("stage", sorted(VALID))
 def test_extra_keys_are_allowed(stage):
-    assert validate_stage_output(stage, {**VALID[stage], "engine_notes": ["carried forward"]}) is None
+    assert _accepts(stage, {**VALID[stage], "engine_notes": ["carried forward"]})
 
 
 CASES = [
@@ -119,7 +127,7 @@ def test_every_problem_is_listed_in_one_message():
         output["opportunities"][0]["actionability"] = []
         output["opportunities"][4].pop("title")
 
-    with pytest.raises(StageError) as caught:
+    with pytest.raises(StageOutputInvalid) as caught:
         validate_stage_output(5, _broken(5, break_twice))
     assert caught.value.problems == (
         "opportunities[0].actionability must hold exactly 3 items, got 0",
@@ -130,7 +138,7 @@ def test_every_problem_is_listed_in_one_message():
 
 def test_long_problem_lists_are_cut_with_a_count():
     output = {"signals": [{"id": f"S{i}"} for i in range(5)]}
-    with pytest.raises(StageError) as caught:
+    with pytest.raises(StageOutputInvalid) as caught:
         validate_stage_output(2, output)
     assert len(caught.value.problems) == 20
     assert str(caught.value).endswith("; and 10 more")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ DOCUMENT = Document(
           "Single-serve sachets of spice blends rose 22% while full jars were flat. "
           "Shoppers said refill stations made them feel less guilty about plastic."),
 )
-CANNED = {
+CANNED: dict[int, dict[str, Any]] = {
     1: {"summary": "Refills.", "core_mechanism": "Changed model",
         "inspirations": [{"title": "Refills", "description": "d", "mechanism_type": "CHANGED_MODEL",
                           "evidence": ["Refill stations for cleaning products grew 35% in 2025."]}]},
@@ -93,7 +94,7 @@ def test_each_stage_calls_its_engine_method_with_the_earlier_outputs_it_needs(st
     output = run_stage(stage, engine, document=DOCUMENT, brand=BRAND, previous=previous)
     assert output == CANNED[stage]
     assert engine.calls == [(METHODS[stage], EXPECTED_ARGS[stage](previous))]
-    assert all(a is b for a, b in zip(engine.calls[0][1], EXPECTED_ARGS[stage](previous)))
+    assert all(a is b for a, b in zip(engine.calls[0][1], EXPECTED_ARGS[stage](previous), strict=True))
 
 
 MISSING = [(stage, needed) for stage, inputs in STAGE_INPUTS.items() for needed in inputs]
