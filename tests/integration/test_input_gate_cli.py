@@ -24,7 +24,8 @@ def test_each_junk_kind_fails_the_run_with_its_code_and_no_traceback(kind, outpu
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     run = json.loads((output_dir / "junk" / "run.json").read_text())
     assert run["status"] == "FAILED" and run["error"]["code"] == junk.code
-    assert not (output_dir / "junk" / "stage1").exists()  # refused before stage 1 ran
+    outputs = [p for p in (output_dir / "junk").rglob("*.json") if p.name != "run.json"]
+    assert outputs == []  # refused before stage 1 wrote anything
 
 
 def test_markdown_with_front_matter_runs_and_no_front_matter_reaches_the_report(output_dir):
