@@ -19,6 +19,7 @@ export default defineConfig({
       "public.StageOutput",
       "public.OpportunityCard",
       "public.StageCache",
+      "public.CallbackOutbox",
       "public.runner_schema_migrations",
     ],
   },
