@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import psycopg
 import tenacity
 from psycopg import errors as pgerr
+from psycopg_pool import PoolTimeout
 from tenacity.stop import stop_base
 
 from config.errors import RunnerError, StoreUnavailable
@@ -58,6 +59,11 @@ def timeout_kind(exc: BaseException | None) -> str | None:
         if isinstance(cause, DeadlineExceeded):
             return "deadline"
         if isinstance(cause, pgerr.ConnectionTimeout):
+            return "connect_timeout"
+        if isinstance(cause, PoolTimeout):
+            # The pool found no connection within the connect timeout: while the database is
+            # down its workers keep failing to connect, so this is a connect timeout, not a
+            # blip to retry (each retry would wait the whole timeout again).
             return "connect_timeout"
         if isinstance(cause, pgerr.QueryCanceled):
             return "statement_timeout"

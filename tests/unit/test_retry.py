@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import errors as pgerr
+from psycopg_pool import PoolTimeout
 from structlog.testing import capture_logs
 
 from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable
@@ -136,6 +137,9 @@ def translated(cause: BaseException) -> BaseException:
 @pytest.mark.parametrize(("cause", "kind"), [
     (pgerr.ConnectionTimeout("connection timeout expired"), "connect_timeout"),
     (psycopg.OperationalError("connection to server failed: timeout expired"), "connect_timeout"),
+    # The web pool waits at most the connect timeout for a connection: while the database is
+    # down, retrying would wait it again (a webhook held past its sender's timeout).
+    (PoolTimeout("couldn't get a connection after 5.00 sec"), "connect_timeout"),
     (DeadlineExceeded("save_stage"), "deadline"),
     (pgerr.QueryCanceled("canceling statement due to statement timeout"), "statement_timeout"),
     (pgerr.LockNotAvailable("canceling statement due to lock timeout"), "lock_timeout"),
