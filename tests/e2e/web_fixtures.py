@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -20,6 +21,10 @@ def gunicorn_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
         return server
 
     yield start
+    # SIGTERM all of them first: each drains for a while, and one after another added minutes.
+    for server in started:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
     for server in started:
         server.stop()
 
