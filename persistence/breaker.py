@@ -54,6 +54,16 @@ STATE_FILE = "breaker.json"
 LOCK_FILE = "breaker.lock"
 # Timeouts that say "the network or server does not answer at all": one opens the breaker.
 OPENING_TIMEOUTS = frozenset({"connect_timeout", "deadline"})
+# Every reason this breaker opens for by itself, except a schema mismatch: an outage or a slow
+# database, over once the database answers. (A schema mismatch and an operator's "manual: ..."
+# trip need a fix first.)
+OUTAGE_REASONS = ("consecutive_failures", "failure_rate", "slow_call_rate", "probe_failed", "probe_slow",
+                  "probe_released", *sorted(OPENING_TIMEOUTS))
+
+
+def opened_by_outage(reason: str) -> bool:
+    """True when the breaker's ``reason`` is an outage that ends once the database answers."""
+    return reason.startswith(OUTAGE_REASONS)
 
 
 @dataclass(frozen=True)

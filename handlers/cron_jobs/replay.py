@@ -13,15 +13,12 @@ from __future__ import annotations
 from config.errors import StoreError
 from config.settings import Settings
 from handlers.cron_jobs.checks import Checks, JobContext
+from persistence.breaker import opened_by_outage
 from persistence.diagnostics import DatabaseDiagnostics
 from persistence.factory import build_breaker, replay_spool
 from persistence.spool import ReplayReport, Spool
 
 DATABASE_TIMEOUT_S = 5.0
-# Breaker reasons that end by themselves (the database was down or slow), as opposed to a
-# schema mismatch or an operator's trip, which need a fix first.
-TRANSIENT_PREFIXES = ("consecutive_failures", "failure_rate", "slow_call_rate", "probe_failed", "probe_slow",
-                      "probe_released")
 
 
 def run(ctx: JobContext) -> None:
@@ -53,7 +50,7 @@ def _close_breaker_if_database_answers(settings: Settings, checks: Checks) -> No
     breaker = build_breaker(settings)
     snapshot = breaker.snapshot()
     reason = str(snapshot.get("reason") or "")
-    if snapshot["state"] == "closed" or not reason.startswith(TRANSIENT_PREFIXES):
+    if snapshot["state"] == "closed" or not opened_by_outage(reason):
         return
     checks.step("probe")
     try:
@@ -103,7 +100,7 @@ def _remaining(settings: Settings, report: ReplayReport, checks: Checks) -> None
         return
     breaker = build_breaker(settings).snapshot()
     reason = str(breaker.get("reason") or "")
-    if breaker["state"] != "closed" and reason.startswith(TRANSIENT_PREFIXES):
+    if breaker["state"] != "closed" and opened_by_outage(reason):
         checks.warning("remaining", f"{left} record(s) kept: the database answers again but the breaker is "
                                     f"{breaker['state']} after an outage ({reason}); it probes after its break and "
                                     "the next tick replays them", value=left, threshold=0)

@@ -18,10 +18,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 
+from config.errors import StoreUnavailable
 from config.settings import Settings
+from persistence.breaker import BreakerPolicy
 from persistence.factory import breaker_state, build_breaker, build_store, spool_backlog
 from persistence.postgres import PostgresStore
+from persistence.postgres.errors import DeadlineExceeded
 from persistence.records import RunRequest, StageResult, utcnow
 from persistence.retry import RetryPolicy
 from tests.conftest import REPO
@@ -244,6 +248,25 @@ def test_replay_moves_a_spooled_write_into_the_database(database_url, out):
         assert spooled is not None and spooled.status == "QUEUED"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("cause", [PoolTimeout("couldn't get a connection after 5.00 sec"),
+                                   DeadlineExceeded("create_run"), OSError("connection reset")],
+                         ids=["connect_timeout", "deadline", "consecutive_failures"])
+def test_replay_closes_a_breaker_an_outage_opened_once_the_database_answers(cause, database_url, out):
+    settings = spool_while_down(out, lambda store: store.create_run(run_request("spooled-3")))
+    breaker = build_breaker(settings, BreakerPolicy(consecutive_failures=1, break_seconds=3600, break_jitter=0.0))
+    permit = breaker.acquire()
+    assert permit is not None
+    error = StoreUnavailable("database create_run failed, database unavailable")
+    error.__cause__ = cause
+    breaker.record(permit, error, 5.0)  # what the outage left: open, for an hour
+    assert breaker_state(settings) == "open"
+    code, summary, _ = cron("replay", output_dir=out, env={"DATABASE_URL": database_url})
+    checks = checks_by_name(summary)
+    assert (code, summary["status"]) == (0, "ok"), summary
+    assert checks["breaker"]["value"] == "closed" and checks["applied"]["value"] == 1
+    assert breaker_state(settings) == "closed"
 
 
 def test_replay_fails_when_the_database_refuses_a_record_for_good(database_url, out):
