@@ -57,10 +57,10 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
     # Werkzeug would answer '//' in a path with an HTML 308 redirect; every answer here is JSON.
     app.url_map.merge_slashes = False
     launcher = launcher or launcher_for(settings)
-    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, database=database,
-                                           direct=direct, query=query)
-    probe_for(app, database)
     outbox = build_outbox(settings) if settings.callback_url and settings.mode is not Mode.INVALID else None
+    app.extensions["runner"] = WebServices(settings=settings, store=store, launcher=launcher, database=database,
+                                           direct=direct, query=query, outbox=outbox)
+    probe_for(app, database)
     app.extensions["metrics"] = WebMetrics(query, HostProbes(
         breaker_state=lambda: factory.breaker_state(settings), spool_backlog=lambda: factory.spool_backlog(settings),
         callbacks_pending=outbox.pending if outbox is not None else None))
@@ -75,6 +75,18 @@ def create_app(settings: Settings | None = None, *, store: RunStore | None = Non
              webhook_secret="set" if settings.webhook_secret else "unset",
              api_token="set" if settings.api_token else "unset", environment=settings.railway_environment)
     return app
+
+
+def close_app(app: object) -> None:
+    """Close the connections of an app create_app built (anything else is left alone).
+
+    Gunicorn's worker_exit hook calls it as a worker stops.
+
+    Left to the interpreter, a pool's threads are stopped from a finalizer after the threads can
+    no longer run (Python 3.13), each waited for in vain: the worker overran SIGTERM's grace.
+    """
+    if isinstance(app, Flask) and isinstance(services := app.extensions.get("runner"), WebServices):
+        services.close()
 
 
 def error_response(exc: RunnerError | HTTPException) -> Response:

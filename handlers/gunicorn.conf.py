@@ -132,6 +132,14 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    """Gunicorn hook, in the worker as it stops: close the app's pools while their threads can still stop."""
+    from handlers.app import close_app
+
+    if worker.pid == os.getpid():  # the arbiter calls it too, for a worker that is already gone
+        close_app(vars(worker).get("wsgi"))  # None when the app never loaded
+
+
 def on_exit(server: Any) -> None:
     """Gunicorn hook: the arbiter is exiting; stop the per-host services."""
     from handlers.launcher import stop_host_services

@@ -21,6 +21,7 @@ from handlers.payload import parse_run_request
 from handlers.runs import run_status, submit_run
 from handlers.webhook_signature import verify
 from persistence import factory
+from persistence.outbox.ports import CallbackOutbox
 from persistence.ports import DirectWrite, Pingable, RunStore
 from persistence.query.ports import RunQuery
 
@@ -43,6 +44,7 @@ class WebServices:
     # Set when OUTPUT_DIR is not durable: accepted runs must reach PostgreSQL itself (never the spool).
     direct: DirectWrite | None = None
     query: RunQuery | None = None  # the read side (persistence.query); None in INVALID mode
+    outbox: CallbackOutbox | None = None  # only its backlog is read here (for /metrics)
 
     def writable_store(self) -> RunStore:
         """The store, or ConfigError (503) when the mode leaves nowhere to save."""
@@ -50,6 +52,12 @@ class WebServices:
         if self.store is None:
             raise ConfigError("no run store is configured: set ENABLE_FILE_FALLBACK=true or DATABASE_URL")
         return self.store
+
+    def close(self) -> None:
+        """Close what holds connections (pools and their threads), so the worker exits at once."""
+        for closable in (self.store, self.query, self.outbox):
+            if closable is not None:
+                closable.close()
 
 
 def services() -> WebServices:

@@ -44,15 +44,19 @@ def serve(settings: Settings, policy: RetryPolicy | None = None) -> int:
         outbox = build_outbox(settings)
         owner = f"{socket.gethostname()}/{os.getpid()}"
         log.info("callback_deliverer_started", owner=owner)
-        while not stop.is_set():
-            try:
-                report = deliver_due(settings, outbox, owner, policy or RetryPolicy())
-            except (RunnerError, OSError) as exc:  # the database or the disk: try again next tick
-                log.error("callback_delivery_pass_failed", error=str(exc), code=getattr(exc, "code", None))
-            else:
-                if report.delivered or report.retried or report.given_up:
-                    continue  # more may be due right away
-            stop.wait(POLL_SECONDS)
+        try:
+            while not stop.is_set():
+                try:
+                    report = deliver_due(settings, outbox, owner, policy or RetryPolicy())
+                except (RunnerError, OSError) as exc:  # the database or the disk: try again next tick
+                    code = exc.code if isinstance(exc, RunnerError) else type(exc).__name__
+                    log.error("callback_delivery_pass_failed", error=str(exc), code=code)
+                else:
+                    if report.delivered or report.retried or report.given_up:
+                        continue  # more may be due right away
+                stop.wait(POLL_SECONDS)
+        finally:
+            outbox.close()  # its pool's threads stop now, not in a finalizer at exit
         log.info("callback_deliverer_stopped", owner=owner)
         (settings.state_dir / PID_FILE).unlink(missing_ok=True)
         return 0

@@ -135,3 +135,6 @@ class FileOutbox:
     def pending(self) -> int:
         """Entries still to deliver."""
         return sum(1 for _, data in self._entries() if not data.get("delivered_at") and not data.get("dead_at"))
+
+    def close(self) -> None:
+        """Nothing is held open between calls."""

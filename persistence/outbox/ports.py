@@ -68,3 +68,6 @@ class CallbackOutbox(Protocol):
 
     def pending(self) -> int:
         """Entries neither delivered nor given up."""
+
+    def close(self) -> None:
+        """Release connections (a process closes what it opened before it exits)."""

@@ -104,3 +104,7 @@ class PostgresOutbox:
     def pending(self) -> int:
         """Rows still to deliver."""
         return int(self.pool.rows("outbox_pending", PENDING, {})[0][0])
+
+    def close(self) -> None:
+        """Close the pool (its threads too): an exiting process must not wait on them."""
+        self.pool.close()

@@ -50,6 +50,11 @@ def spooled(server: WebServer) -> list[Path]:
     return sorted(p for p in spool.glob("*.json")) if spool.exists() else []
 
 
+def stranded_threads(server: WebServer) -> list[object]:
+    """psycopg_pool's complaints about threads it could not stop: a worker left its pools open."""
+    return [line["message"] for line in server.log_lines() if "couldn't stop thread" in str(line.get("message"))]
+
+
 def test_an_ephemeral_web_answers_503_with_retry_after_until_postgres_records_the_run(
         tmp_path: Path, proxy: FaultProxy, database_url: str) -> None:
     server = web(tmp_path, proxy, database_url, "ephemeral")
@@ -79,6 +84,7 @@ def test_an_ephemeral_web_answers_503_with_retry_after_until_postgres_records_th
         assert post_run(server, payload("outage_run")).status_code == 200  # a repeat, as always
     finally:
         assert server.stop() == 0
+        assert stranded_threads(server) == []
 
 
 def test_a_durable_web_journals_the_same_webhook_and_replays_it(tmp_path: Path, proxy: FaultProxy,
@@ -99,3 +105,4 @@ def test_a_durable_web_journals_the_same_webhook_and_replays_it(tmp_path: Path, 
         assert recorded(database_url, "journalled_run") == "QUEUED"
     finally:
         assert server.stop() == 0
+        assert stranded_threads(server) == []

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +23,7 @@ from persistence.outbox.ports import CallbackOutbox, Delivery, event_payload, we
 from persistence.records import RunRequest, utcnow
 from tests.callback_receiver import CallbackReceiver, start_callback_receiver
 
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST = RetryPolicy(max_attempts=4, first_delay_s=0.05, factor=1.0, max_delay_s=0.05, lease_s=30,
                    send=SendPolicy(connect_timeout_s=2, read_timeout_s=0.5))
@@ -106,3 +111,30 @@ def test_a_callback_host_that_resolves_internally_is_refused_unless_listed(recei
     assert report.given_up == 1 and receiver.received == []
     stored = outbox.get(delivery.webhook_id)
     assert stored is not None and "BLOB_ADDRESS_NOT_ALLOWED" in (stored.last_error or "")
+
+
+@pytest.mark.parametrize("receiver", [["ok"]], indirect=True)
+def test_the_deliverer_process_stops_on_sigterm_with_its_pool_closed(receiver, output_dir, database_url):
+    # A pool left to the interpreter's finalizers cannot stop its threads (Python 3.13): each is
+    # waited for 5 s, and the host's shutdown overruns Railway's grace period. The web worker did
+    # exactly that (tests/e2e/test_not_durable.py); the deliverer closes its outbox itself.
+    settings = settings_for("DATABASE_ONLY", receiver, output_dir, database_url)
+    enqueue_completed(settings, build_outbox(settings))
+    env = {**os.environ, "DATABASE_URL": database_url, "ENABLE_FILE_FALLBACK": "false",
+           "OUTPUT_DIR": str(output_dir), "CALLBACK_URL": receiver.url, "WEBHOOK_SECRET": SECRET,
+           "BLOB_ALLOW_HTTP": "true", "BLOB_ALLOWED_HOSTS": receiver.host, "LOG_LEVEL": "INFO"}
+    process = subprocess.Popen([sys.executable, "-m", "handlers.callbacks"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60  # a hang guard, not a timing check
+        while not receiver.received:
+            assert process.poll() is None and time.monotonic() < deadline, "the deliverer sent nothing"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output[-2000:]
+    assert "callback_deliverer_stopped" in output and "couldn't stop thread" not in output, output[-2000:]
