@@ -37,7 +37,7 @@ from persistence.commands import (
     StartAttempt,
 )
 from persistence.errors import RunNotRecorded, disk_full, free_bytes, is_disk_full
-from persistence.outbox.ports import CallbackOutbox, delivery_for
+from persistence.outbox.ports import CallbackOutbox, Delivery, delivery_for, webhook_id_for
 from persistence.ports import CommandVerbs, SourcedRun
 from persistence.query.ports import normalise_usage
 from persistence.queue import Claim, Lease
@@ -276,9 +276,9 @@ class FileStore(CommandVerbs):
             doc["completed_at"] = doc.get("completed_at") or utcnow().isoformat()
             doc["error"] = None
             doc["lease"] = None
+            self._announce(doc, RunStatus.COMPLETED)
             self._write(folder, doc, RunStatus.COMPLETED)
             self._unmark(LEASE_DIR, run_id)
-            self._announce(doc)
 
     def _fail(self, run_id: str, attempt: int, error: RunErrorInfo) -> None:
         """Mark the run FAILED with its stage, code and message."""
@@ -287,10 +287,10 @@ class FileStore(CommandVerbs):
             doc["error"] = error.as_dict()
             doc["completed_at"] = utcnow().isoformat()
             doc["lease"] = None
+            self._announce(doc, RunStatus.FAILED)
             self._write(folder, doc, RunStatus.FAILED)
             self._unmark(LEASE_DIR, run_id)
             self._unmark(QUEUE_DIR, run_id)
-            self._announce(doc)
 
     def _cancel(self, command: CancelRun) -> bool:
         """CANCELLED, past every attempt so far (a running process's writes are refused); True if it was live."""
@@ -304,10 +304,10 @@ class FileStore(CommandVerbs):
             doc["error"] = command.error.as_dict()
             doc["completed_at"] = utcnow().isoformat()
             doc["lease"] = None
+            self._announce(doc, RunStatus.CANCELLED)
             self._write(folder, doc, RunStatus.CANCELLED)
             self._unmark(QUEUE_DIR, command.run_id)
             self._unmark(LEASE_DIR, command.run_id)
-            self._announce(doc)
             return True
 
     def _retry(self, command: RetryRun) -> bool:
@@ -325,12 +325,36 @@ class FileStore(CommandVerbs):
             self._write(folder, doc, RunStatus.QUEUED)
             return True
 
-    def _announce(self, doc: dict[str, Any]) -> None:
-        """Queue the completion callback of a run that just ended (same id for the same outcome)."""
+    def _announce(self, doc: dict[str, Any], outcome: RunStatus) -> None:
+        """Queue the callback of the run's end, just before run.json records it (same id for the same outcome).
+
+        First, so a crash between the two never leaves an end without its callback; an entry whose
+        end was never recorded is withdrawn by the outbox (see ``outcome_recorded``).
+        """
         if self.outbox is not None:
-            self.outbox.enqueue(delivery_for(doc["run_id"], doc["status"], doc["attempt"], {
+            self.outbox.enqueue(delivery_for(doc["run_id"], outcome, doc["attempt"], {
                 "company_id": doc["request"]["company_id"], "user_id": doc["request"]["user_id"],
                 "error": doc.get("error"), "usage": normalise_usage(doc.get("usage"))}))
+
+    def outcome_recorded(self, delivery: Delivery) -> bool | None:
+        """Whether run.json records the end ``delivery`` announces; None while a writer holds the run.
+
+        False means it never will: nobody holds the run, so the writer that queued the callback
+        died before recording the end, and the run's next attempt or cancel has a new id.
+        """
+        folder = self.run_dir(delivery.run_id)
+        if not (folder / LOCK_FILE).exists():
+            return False  # pruned, or never created here
+        with open(folder / LOCK_FILE, "a+b") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None  # being written right now: ask again on the next pass
+            doc = self._read(folder)
+        return doc is not None and any(
+            step["status"] == delivery.outcome
+            and webhook_id_for(delivery.run_id, delivery.outcome, step["attempt"]) == delivery.webhook_id
+            for step in doc.get("transitions") or ())
 
     def heal(self, snapshot: RunSnapshot) -> bool:
         """Bring the run's files to what the record says (DUAL_WRITE mirror); True if anything changed.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from config.settings import Settings
+from persistence.files import FileStore
 from persistence.outbox.files import FileOutbox
 from persistence.outbox.ports import CallbackOutbox
 
@@ -10,8 +11,8 @@ OUTBOX_DIR = ".outbox"
 
 
 def outbox_dir(settings: Settings) -> FileOutbox:
-    """The file outbox of OUTPUT_DIR."""
-    return FileOutbox(settings.output_dir / OUTBOX_DIR)
+    """The file outbox of OUTPUT_DIR; it sends only ends the run files record."""
+    return FileOutbox(settings.output_dir / OUTBOX_DIR, ledger=FileStore(settings.output_dir))
 
 
 def build_outbox(settings: Settings) -> CallbackOutbox:

@@ -16,9 +16,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from config.log import get_logger
 from persistence import atomic
-from persistence.outbox.ports import Delivery
+from persistence.outbox.ports import Delivery, OutcomeLedger
 from persistence.records import utcnow
+
+log = get_logger(__name__)
 
 LOCK_FILE = ".lock"
 WEBHOOK_ID = re.compile(r"msg_[A-Za-z0-9_-]{1,120}")
@@ -40,10 +43,16 @@ def _dump(delivery: Delivery, **lease: str | None) -> dict[str, Any]:
 
 
 class FileOutbox:
-    """The CallbackOutbox over files in ``folder``."""
+    """The CallbackOutbox over files in ``folder``.
 
-    def __init__(self, folder: Path) -> None:
+    With a ``ledger`` (FILE_ONLY: the run files), an entry is sent only once the ledger records
+    the end it announces: FileStore queues a callback just before it writes the end, so a crash
+    between the two leaves an entry to withdraw, never an end without its callback.
+    """
+
+    def __init__(self, folder: Path, ledger: OutcomeLedger | None = None) -> None:
         self.folder = folder
+        self.ledger = ledger
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -103,7 +112,34 @@ class FileOutbox:
                 data["lease_expires_at"] = (now + timedelta(seconds=lease_seconds)).isoformat()
                 atomic.write_json(path, data)
                 claimed.append(_load(dict(data)))
+        return self._confirmed(claimed)
+
+    def _confirmed(self, claimed: list[Delivery]) -> list[Delivery]:
+        """The claimed entries whose end the ledger records; withdraws those it never will.
+
+        Asked outside the outbox lock: a run's writer holds the run's lock while it enqueues.
+        """
+        if self.ledger is None:
             return claimed
+        sendable = []
+        for delivery in claimed:
+            verdict = self.ledger.outcome_recorded(delivery)
+            if verdict:
+                sendable.append(delivery)
+                continue
+            with self._locked():
+                path = self._path(delivery.webhook_id)
+                if verdict is None:  # its run is being written: give the lease back for the next pass
+                    data = self._read(path)
+                    if data is not None:
+                        data["lease_owner"] = data["lease_expires_at"] = None
+                        atomic.write_json(path, data)
+                    continue
+                path.unlink(missing_ok=True)
+            log.warning("callback_withdrawn", webhook_id=delivery.webhook_id, run_id=delivery.run_id,
+                        outcome=delivery.outcome, reason="the run's end it announces was never recorded "
+                                                         "(its process died between the two writes)")
+        return sendable
 
     def _update(self, webhook_id: str, **changes: Any) -> None:
         with self._locked():

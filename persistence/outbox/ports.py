@@ -45,6 +45,13 @@ class Delivery:
     dead_at: datetime | None = None
 
 
+class OutcomeLedger(Protocol):
+    """Where runs' ends are recorded, for an outbox that is filled just before the record."""
+
+    def outcome_recorded(self, delivery: Delivery) -> bool | None:
+        """True: recorded; False: never will be (withdraw the entry); None: not known yet."""
+
+
 class CallbackOutbox(Protocol):
     """Durable callbacks; claims keep two deliverers from sending one entry at once."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -18,10 +19,12 @@ from handlers.callbacks.deliver import RetryPolicy, deliver_due
 from handlers.callbacks.sender import SendPolicy
 from handlers.webhook_signature import verify
 from persistence.factory import build_store
+from persistence.files import LOCK_FILE as RUN_LOCK_FILE
 from persistence.outbox.factory import build_outbox
-from persistence.outbox.ports import CallbackOutbox, Delivery, event_payload, webhook_id_for
-from persistence.records import RunRequest, utcnow
+from persistence.outbox.ports import CallbackOutbox, Delivery, webhook_id_for
+from persistence.records import FinalReport, RunRequest
 from tests.callback_receiver import CallbackReceiver, start_callback_receiver
+from tests.integration.test_persistence_defects import cli_env, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -46,15 +49,17 @@ def settings_for(mode: str, receiver: CallbackReceiver, output_dir: Path, databa
 
 
 def enqueue_completed(settings: Settings, outbox: CallbackOutbox, run_id: str = "r1") -> Delivery:
+    """Run ``run_id`` to COMPLETED through the mode's store, which queues its callback; that entry."""
     store = build_store(settings)
     try:
         store.create_run(RunRequest(run_id, "decathlon", "u1", "https://x.public.blob.vercel-storage.com/a.pdf"))
+        claim = store.claim(run_id, "test-owner", 60)
+        assert claim is not None
+        store.complete_run(run_id, claim.attempt, FinalReport("# report", ()))
     finally:
         store.close()
-    payload = event_payload(run_id, "COMPLETED", utcnow(), {"company_id": "decathlon", "user_id": "u1",
-                                                             "error": None, "usage": None})
-    delivery = Delivery(webhook_id_for(run_id, "COMPLETED", 1), run_id, "COMPLETED", payload)
-    assert outbox.enqueue(delivery) is True
+    delivery = outbox.get(webhook_id_for(run_id, "COMPLETED", claim.attempt))
+    assert delivery is not None and delivery.outcome == "COMPLETED"
     assert outbox.enqueue(delivery) is False  # the same outcome is one entry
     return delivery
 
@@ -138,3 +143,36 @@ def test_the_deliverer_process_stops_on_sigterm_with_its_pool_closed(receiver, o
             process.wait()
     assert process.returncode == 0, output[-2000:]
     assert "callback_deliverer_stopped" in output and "couldn't stop thread" not in output, output[-2000:]
+
+
+@pytest.mark.parametrize("receiver", [["ok"]], indirect=True)
+def test_file_only_a_kill_between_run_json_and_the_outbox_loses_no_callback(receiver, output_dir, database_url):
+    # A run's end has two sides in FILE_ONLY: its terminal run.json and its outbox entry. The
+    # process is SIGKILLed as the second begins; its resume must still announce the run, once.
+    env = cli_env(output_dir, ENABLE_DATABASE_WRITES="false", CALLBACK_URL=receiver.url, WEBHOOK_SECRET=SECRET,
+                  BLOB_ALLOW_HTTP="true", BLOB_ALLOWED_HOSTS=receiver.host)
+    crashed = run_cli(env, "announced", crash_at="callback")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    resumed = run_cli(env, "announced")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    settings = settings_for("FILE_ONLY", receiver, output_dir, database_url)
+    outbox = build_outbox(settings)
+    pump(settings, outbox, lambda: outbox.pending() == 0)
+    run = json.loads((output_dir / "announced" / "run.json").read_text())
+    assert run["status"] == "COMPLETED"
+    assert [verify(SECRET, seen.headers, seen.body) for seen in receiver.received] == [
+        webhook_id_for("announced", "COMPLETED", run["attempt"])]
+
+
+@pytest.mark.parametrize("receiver", [["ok"]], indirect=True)
+def test_file_only_a_callback_waits_while_its_run_is_being_written(receiver, output_dir, database_url):
+    settings = settings_for("FILE_ONLY", receiver, output_dir, database_url)
+    outbox = build_outbox(settings)
+    delivery = enqueue_completed(settings, outbox)
+    with open(output_dir / "r1" / RUN_LOCK_FILE, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what a writer of the run holds while it enqueues and records
+        assert deliver_due(settings, outbox, "test-owner", FAST).delivered == 0
+        waiting = outbox.get(delivery.webhook_id)
+        assert waiting is not None and waiting.attempts == 0 and outbox.pending() == 1  # kept, lease given back
+    pump(settings, outbox, lambda: outbox.pending() == 0)
+    assert [verify(SECRET, seen.headers, seen.body) for seen in receiver.received] == [delivery.webhook_id]
