@@ -12,21 +12,12 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.blobserver import BlobServer, start_blob_server
+from tests.blobserver import BlobServer
 from tests.e2e.browser import Shots, chromium
 from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, WebServer, post_run, start_gunicorn
 
-SAMPLE = (Path(__file__).resolve().parents[2] / "data" / "samples" / "convenience-reinvented.md").read_bytes()
 WAIT_MS = 120_000  # a hang guard for a busy machine, not a timing check
-
-
-@pytest.fixture
-def blob() -> Iterator[BlobServer]:
-    server = start_blob_server()
-    server.add_file("report.md", SAMPLE, "text/markdown")
-    yield server
-    server.gate.set()
-    server.close()
+SAMPLE = (Path(__file__).resolve().parents[2] / "data" / "samples" / "convenience-reinvented.md").read_bytes()
 
 
 @pytest.fixture

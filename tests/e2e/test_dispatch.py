@@ -22,30 +22,12 @@ import psycopg
 import pytest
 import requests
 
-from tests.blobserver import BlobServer, start_blob_server
-from tests.conftest import REPO
+from tests.blobserver import BlobServer
 from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, WebServer, post_run, start_gunicorn
-from tests.fake_openrouter import FakeOpenRouter, held, start_fake_openrouter, valid
+from tests.fake_openrouter import FakeOpenRouter, held, valid
 
-SAMPLE = (REPO / "data" / "samples" / "outdoor-gear-circularity.txt").read_bytes()
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED"}
-
-
-@pytest.fixture
-def blob() -> Iterator[BlobServer]:
-    server = start_blob_server()
-    server.add_file("report.txt", SAMPLE, "text/plain")
-    yield server
-    server.gate.set()
-    server.close()
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeOpenRouter]:
-    fake = start_fake_openrouter()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture

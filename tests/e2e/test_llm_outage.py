@@ -6,9 +6,7 @@ from __future__ import annotations
 from pipeline.openrouter.breaker import breaker_path
 from tests.e2e.test_dispatch import (  # noqa: F401 - fixtures
     FINISHED,
-    blob,
     body,
-    llm,
     llm_env,
     post_run,
     run_doc,

@@ -22,11 +22,11 @@ from config.settings import Settings
 from handlers.webhook_signature import verify
 from persistence.factory import build_store
 from persistence.records import RunRequest
-from tests.blobserver import BlobServer, start_blob_server
+from tests.blobserver import BlobServer
 from tests.callback_receiver import CallbackReceiver, start_callback_receiver
 from tests.e2e.run_modes import MODES, SAMPLES, last_json, mode_env, pipeline_run, run_module
 from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, ServerFactory, WebServer, post_run
-from tests.fake_openrouter import FakeOpenRouter, held, start_fake_openrouter, valid
+from tests.fake_openrouter import held, valid
 
 pytest_plugins = ["tests.e2e.web_fixtures"]
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -39,22 +39,6 @@ def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 120) -> 
     while not predicate():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.05)
-
-
-@pytest.fixture
-def blob() -> Iterator[BlobServer]:
-    server = start_blob_server()
-    server.add_file("report.md", SAMPLE, "text/markdown")
-    yield server
-    server.gate.set()
-    server.close()
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeOpenRouter]:
-    fake = start_fake_openrouter()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture(params=MODES)

@@ -27,8 +27,8 @@ from tests.e2e.webserver import post_run
 from tests.fake_openrouter import held, valid
 from tests.poison_pdfs import BOMBS
 
-# The dispatch tests' fixtures: gunicorn servers, a blob store stand-in and the LLM fake.
-blob, llm, servers = dispatch.blob, dispatch.llm, dispatch.servers
+# The dispatch tests' gunicorn servers (blob and llm come from tests/e2e/conftest.py).
+servers = dispatch.servers
 
 
 def _no_log_lines(message: str) -> bool:

@@ -9,7 +9,6 @@ the blob server's gate (the document fetch waits until the test opens it), never
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -17,23 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 
-from tests.blobserver import BlobServer, start_blob_server
-from tests.conftest import REPO
+from tests.blobserver import BlobServer
 from tests.e2e.test_dispatch import wait_for
 from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, WebServer, post_run, start_gunicorn
 from tests.e2e.workerfleet import Worker, worker_env
 
-SAMPLE = (REPO / "data" / "samples" / "outdoor-gear-circularity.txt").read_bytes()
 RUNS = 60
-
-
-@pytest.fixture
-def blob() -> Iterator[BlobServer]:
-    server = start_blob_server()
-    server.add_file("report.txt", SAMPLE, "text/plain")
-    yield server
-    server.gate.set()
-    server.close()
 
 
 def rows(database_url: str, query: str, *params: object) -> list[tuple]:
