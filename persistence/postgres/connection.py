@@ -255,16 +255,22 @@ class Connections:
         # Waiting for a free connection is bounded like connecting: a database that is down fails
         # fast (and opens the breaker) instead of holding the request for the whole deadline.
         with (wrap_exceptions(action, url=self.url, deadline_s=deadline),
-              self._get_pool().connection(timeout=self.timeouts.connect_s) as conn):
-            arm = self._watchdog.arm(conn, deadline)
-            try:
-                yield conn
-            except (psycopg.Error, OSError) as exc:
-                if arm.fired:
-                    raise DeadlineExceeded(action) from exc
-                raise
-            finally:
-                self._watchdog.disarm(arm)  # a cut connection is broken: the pool discards it
+              self._get_pool().connection(timeout=self.timeouts.connect_s) as conn,
+              self._watched(conn, action, deadline)):
+            yield conn  # a connection the watchdog cut is broken: the pool discards it
+
+    @contextmanager
+    def _watched(self, conn: Conn, action: str, deadline: float) -> Iterator[_Arm]:
+        """The watchdog cuts ``conn`` past ``deadline``; the error it causes becomes DeadlineExceeded."""
+        arm = self._watchdog.arm(conn, deadline)
+        try:
+            yield arm
+        except (psycopg.Error, OSError) as exc:
+            if arm.fired:
+                raise DeadlineExceeded(action) from exc
+            raise
+        finally:
+            self._watchdog.disarm(arm)
 
     @contextmanager
     def session(self, action: str, deadline_s: float | None = None) -> Iterator[Conn]:
@@ -283,17 +289,13 @@ class Connections:
                 raise StoreUnavailable(f"database {action}: the connection stayed busy for {deadline:g} s")
             try:
                 conn = self._connection(slot)
-                arm = self._watchdog.arm(conn, deadline)
+                arm = None
                 try:
-                    yield conn
-                except (psycopg.Error, OSError) as exc:
-                    if arm.fired:
-                        raise DeadlineExceeded(action) from exc
-                    raise
+                    with self._watched(conn, action, deadline) as arm:
+                        yield conn
                 finally:
-                    self._watchdog.disarm(arm)
-                    if arm.fired or conn.closed or conn.broken:
-                        self._discard(slot)
+                    if (arm is not None and arm.fired) or conn.closed or conn.broken:
+                        self._discard(slot)  # cut, or broken: the next call connects afresh
             finally:
                 slot.lock.release()
 
