@@ -430,12 +430,15 @@ class FileStore(CommandVerbs):
             self._unmark(QUEUE_DIR, run_id)
             return Claim(run_id, doc["attempt"])
 
-    def claim_next(self, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
-        """Claim up to ``limit`` QUEUED runs, oldest first."""
+    def claim_next(self, owner: str, lease_seconds: int, limit: int,
+                   only: Callable[[str], bool] | None = None) -> list[Claim]:
+        """Claim up to ``limit`` QUEUED runs, oldest first (of those ``only`` accepts, if given)."""
         claims: list[Claim] = []
         for run_id in self._listed(QUEUE_DIR):
             if len(claims) >= limit:
                 break
+            if only is not None and not only(run_id):
+                continue
             claim = self.claim(run_id, owner, lease_seconds)
             if claim is not None:
                 claims.append(claim)

@@ -28,6 +28,7 @@ from config.log import get_logger
 from persistence.breaker import CLOSED, CircuitBreaker, CircuitOpen
 from persistence.commands import CancelRun, ClaimRun, Command, CreateRun, RetryRun, SaveStage, StartAttempt
 from persistence.errors import RunNotRecorded
+from persistence.files import FileStore
 from persistence.mirror import FileMirror
 from persistence.ports import CommandVerbs, Pingable, QueuedStore, ReplayTarget, Snapshots, SourcedRun
 from persistence.queue import Claim, Lease
@@ -275,17 +276,21 @@ class ResilientStore(CommandVerbs):
     # -- the queue (persistence.queue.RunQueue) ---------------------------------------------
     # Claims are never spooled: a claim is a question only the system of record can answer.
     # When the database cannot answer, DUAL_WRITE claims on the file mirror (one host, file
-    # locks); DATABASE_ONLY claims nothing and accepted runs wait, safely recorded, until it
-    # is back, when the lapsed leases and the spool bring every run home.
+    # locks), but only runs whose creation still sits in the spool: the database has never seen
+    # those, so it cannot have granted them an attempt the mirror missed (a process killed after
+    # the database's claim and before the mirror's, or a full disk, leaves the files at QUEUED).
+    # Every other run waits, as in DATABASE_ONLY, safely recorded, until the database is back,
+    # when the lapsed leases and the spool bring every run home.
 
-    def _queue(self, label: str, on_database: Callable[[QueuedStore], T], unavailable: T) -> tuple[T, str]:
+    def _queue(self, label: str, on_database: Callable[[QueuedStore], T], unavailable: T,
+               on_files: Callable[[FileStore], T] | None = None) -> tuple[T, str]:
         try:
             return self.call_database(label, lambda: on_database(self.database)), "database"
         except StoreError as exc:
             if self.mirror is not None:
                 log.warning("queue_on_files", verb=label, code=exc.code, reason=str(exc))
                 try:
-                    return on_database(self.mirror.files), "files"
+                    return (on_files or on_database)(self.mirror.files), "files"
                 except OSError as disk:  # a full or broken disk: nobody can answer now
                     log.warning("queue_unavailable", verb=label, code=type(disk).__name__, reason=str(disk))
                     return unavailable, "none"
@@ -312,8 +317,15 @@ class ResilientStore(CommandVerbs):
         """Claim one run; a run whose creation still sits in the spool is replayed first."""
         if self._has_pending(run_id) and self.breaker.would_allow():
             self._drain(run_id)
-        claim, where = self._queue("claim", lambda s: s.claim(run_id, owner, lease_seconds), None)
+        claim, where = self._queue("claim", lambda s: s.claim(run_id, owner, lease_seconds), None,
+                                   on_files=lambda files: self._claim_on_files(files, run_id, owner, lease_seconds))
         return self._mirror_claim(claim, where, owner, lease_seconds)
+
+    def _claim_on_files(self, files: FileStore, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
+        """The mirror's claim, for a run the database has never seen (its creation is still spooled)."""
+        if self._queued_request(run_id) is None:
+            return None
+        return files.claim(run_id, owner, lease_seconds)
 
     def claim_next(self, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
         """Claim up to ``limit`` QUEUED runs, oldest first, after replaying what the spool holds.
@@ -325,7 +337,10 @@ class ResilientStore(CommandVerbs):
         if self.breaker.state() == CLOSED and self.spool.count():
             self._drain(None)
         none: list[Claim] = []
-        claims, where = self._queue("claim_next", lambda s: s.claim_next(owner, lease_seconds, limit), none)
+        claims, where = self._queue(
+            "claim_next", lambda s: s.claim_next(owner, lease_seconds, limit), none,
+            on_files=lambda files: files.claim_next(owner, lease_seconds, limit,
+                                                    only=lambda run_id: self._queued_request(run_id) is not None))
         return [c for c in (self._mirror_claim(c, where, owner, lease_seconds) for c in claims) if c is not None]
 
     def renew(self, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:

@@ -32,7 +32,7 @@ from config.settings import Settings
 from persistence.breaker import OPEN, BreakerPolicy
 from persistence.factory import breaker_state, build_store, replay_spool, spool_backlog
 from persistence.files import FileStore
-from persistence.postgres import DbTimeouts
+from persistence.postgres import DbTimeouts, PostgresStore
 from persistence.records import STAGE_FILES, FinalReport, OpportunityCard, RunRequest, StageResult
 from persistence.retry import RetryPolicy
 from persistence.spool import Spool
@@ -404,3 +404,28 @@ def test_a_fresh_process_skips_a_database_another_process_found_dead(tmp_path: P
     result = json.loads([line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
     assert result == {"created": True, "state": OPEN, "backlog": 9}
     assert fault_proxy.accepted == connections_before  # it never even tried to connect
+
+
+def test_dual_write_never_grants_on_the_files_an_attempt_the_database_may_have_granted(
+        tmp_path: Path, fault_proxy: FaultProxy, database_url: str) -> None:  # noqa: F811
+    # A dispatcher claimed "known" in PostgreSQL (attempt 1) and died before its mirror write (or
+    # the disk was full): the files still say QUEUED. During the next outage the file mirror must
+    # not hand attempt 1 out again: two processes would run the same attempt (the chaos suite saw
+    # stage 1 run twice under one attempt). A run accepted during the outage still runs on files.
+    settings = settings_for(tmp_path, fault_proxy.url_for(database_url), Mode.DUAL_WRITE)
+    store = build_store(settings, **POLICIES)
+    try:
+        store.create_run(request("known"))
+        direct = PostgresStore(database_url)
+        try:
+            claimed = direct.claim("known", "host-gone/1", 60)  # the database's grant the mirror never saw
+        finally:
+            direct.close()
+        assert claimed is not None and claimed.attempt == 1
+        fault_proxy.reset()  # the outage: every connection refused
+        store.create_run(request("accepted-in-outage"))  # journalled in the spool, mirrored in files
+        claims = store.claim_next("host/2", 60, 5)
+        assert [(c.run_id, c.attempt) for c in claims] == [("accepted-in-outage", 1)]
+        assert store.claim("known", "host/2", 60) is None
+    finally:
+        store.close()
