@@ -35,8 +35,8 @@ lines to stdout, prints ONE JSON summary as its LAST stdout line, and exits.
 
 jobs:
 {_JOB_LINES}
-  all           validate, migrations, replay and reap in turn, each in its own child (deploy-check too
-                when --url is given); --timeout is the budget for the whole sequence
+  all           validate, migrations, replay, reap and prune in turn, each in its own child
+                (deploy-check too when --url is given); --timeout is the budget for the whole sequence
 """
 EPILOG = f"""\
 summary (last stdout line):

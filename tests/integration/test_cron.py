@@ -22,6 +22,7 @@ from psycopg_pool import PoolTimeout
 
 from config.errors import StoreUnavailable
 from config.settings import Settings
+from handlers.cron_jobs import ALL_JOBS
 from persistence.breaker import BreakerPolicy
 from persistence.factory import breaker_state, build_breaker, build_store, spool_backlog
 from persistence.postgres import PostgresStore
@@ -389,3 +390,5 @@ def test_help_teaches_the_jobs_exit_codes_and_the_railway_setup():
     for text in ("validate", "migrations", "replay", "reap", "deploy-check", "exit codes", "*/5 * * * *",
                  "python -m handlers.cron all"):
         assert text in done.stdout
+    all_line = " ".join(done.stdout.split("\n  all ", 1)[1].split("\n\n", 1)[0].split())
+    assert all(job in all_line for job in ALL_JOBS), all_line  # what `all` runs, said as it is
