@@ -56,7 +56,8 @@ examples:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: a command and its options."""
     parser = argparse.ArgumentParser(prog="python -m handlers.runs", epilog=EPILOG,
-                                     description="List and inspect pipeline runs in every persistence mode.",
+                                     description="List, inspect and steer pipeline runs (retry, cancel, prune) "
+                                                 "in every persistence mode.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", help="runs, newest first, filtered and paginated")
