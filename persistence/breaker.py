@@ -110,17 +110,39 @@ def _copy(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Window:
-    """This process's sliding window of calls since the shared state last changed."""
+    """This process's sliding window of calls since the shared state last changed.
+
+    Failures and slow calls are kept as running totals: every database call records itself
+    here, so the window is never summed.
+    """
 
     def __init__(self, size: int) -> None:
         self.epoch: Any = None  # the shared state the window counts under
         self.consecutive = 0
-        self.calls: deque[tuple[float, int, int]] = deque(maxlen=size)
+        self.size = size
+        self.calls: deque[tuple[float, int, int]] = deque()
+        self.failures = 0
+        self.slows = 0
 
     def clear(self, epoch: Any) -> None:
         self.epoch = epoch
         self.consecutive = 0
         self.calls.clear()
+        self.failures = self.slows = 0
+
+    def add(self, now: float, failed: bool, slow: bool, max_age: float) -> None:
+        """Record one call; calls older than ``max_age`` seconds, or past the size, leave."""
+        while self.calls and (len(self.calls) >= self.size or now - self.calls[0][0] > max_age):
+            self._drop()
+        self.calls.append((now, int(failed), int(slow)))
+        self.failures += int(failed)
+        self.slows += int(slow)
+        self.consecutive = self.consecutive + 1 if failed else 0
+
+    def _drop(self) -> None:
+        _, failed, slow = self.calls.popleft()
+        self.failures -= failed
+        self.slows -= slow
 
 
 class CircuitBreaker:
@@ -356,13 +378,8 @@ class CircuitBreaker:
         epoch = (doc["state"], doc.get("since"), doc.get("reason"), doc.get("trips"))
         if w.epoch != epoch:
             w.clear(epoch)  # the shared state changed (here or elsewhere): a new window
-        while w.calls and now - w.calls[0][0] > p.window_seconds:
-            w.calls.popleft()
-        w.calls.append((now, int(failed), int(slow)))
-        w.consecutive = w.consecutive + 1 if failed else 0
-        total = len(w.calls)
-        failures = sum(c[1] for c in w.calls)
-        slows = sum(c[2] for c in w.calls)
+        w.add(now, failed, slow, p.window_seconds)
+        total, failures, slows = len(w.calls), w.failures, w.slows
         if w.consecutive >= p.consecutive_failures:
             return f"consecutive_failures: {w.consecutive}"
         if total >= p.min_calls and failures / total >= p.failure_rate:

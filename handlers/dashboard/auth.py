@@ -15,15 +15,27 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, request, session
+from flask import Flask, Request, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import BadRequest, Forbidden
 
 SESSION_HOURS = 12
 MAX_NAME = 64
 
 
+class DashboardSessions(SecureCookieSessionInterface):
+    """Sessions under /dashboard only: the webhook and the APIs never read or sign a cookie."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """The signed-cookie session on a dashboard path; elsewhere the null session (never saved)."""
+        if not request.path.startswith("/dashboard"):
+            return None  # Flask then uses make_null_session and skips save_session
+        return super().open_session(app, request)
+
+
 def configure_sessions(app: Flask, api_token: str | None) -> None:
     """Cookie settings and the signing key; without API_TOKEN there is no login at all."""
+    app.session_interface = DashboardSessions()
     app.config.update(
         SESSION_COOKIE_NAME="runner_dashboard", SESSION_COOKIE_SECURE=True, SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/dashboard",

@@ -111,6 +111,17 @@ def test_old_calls_leave_the_window(breaker: CircuitBreaker, clock: Clock) -> No
     assert breaker.state() == CLOSED
 
 
+def test_the_window_keeps_only_its_last_calls_when_it_is_full(tmp_path: Path, clock: Clock) -> None:
+    policy = BreakerPolicy(consecutive_failures=100, window_size=4, min_calls=4, failure_rate=0.75,
+                           slow_call_rate=1.0, break_jitter=0.0)
+    breaker = CircuitBreaker(tmp_path / "state", policy, clock=clock)
+    for failed in (True, True, False, False, False, False, True, True):
+        call(breaker, StoreUnavailable("refused") if failed else None)
+    assert breaker.state() == CLOSED  # the first two failures left: 2 of the last 4 failed
+    call(breaker, StoreUnavailable("refused"))
+    assert breaker.state() == OPEN and breaker.snapshot()["reason"] == "failure_rate: 3/4"
+
+
 def test_opens_on_slow_call_rate(breaker: CircuitBreaker) -> None:
     for _ in range(3):
         call(breaker, seconds=2.5)
