@@ -363,7 +363,7 @@ def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
             return 1
         marker = StageMarker(mark_path(settings, claim.run_id), claim.attempt)  # the watchdog's clock
         outcome = execute_run(services, state.request, attempt=claim.attempt, progress=marker,
-                              should_stop=lambda: stop["requested"])
+                              should_stop=lambda: stop["requested"], claimed=state)
     except Superseded as exc:
         log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))
         return EXIT_SUPERSEDED

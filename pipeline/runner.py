@@ -27,6 +27,7 @@ from persistence.records import (
     STAGE_NUMBERS,
     RunErrorInfo,
     RunRequest,
+    RunState,
     RunStatus,
     StageResult,
     utcnow,
@@ -115,18 +116,22 @@ def execute_run(
     attempt: int,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    claimed: RunState | None = None,
 ) -> RunOutcome:
     """Run (or resume) ``request`` as ``attempt``; the outcome is also recorded in the store.
 
     ``should_stop`` is asked between stages: when it says yes (a redeploy is draining the
     host), the run stops with every finished stage saved, to be resumed by a later attempt.
+    ``claimed``: the run as read after a queue claim, which already started ``attempt`` (the
+    dispatcher's children): neither the start nor the read is repeated before the fetch.
     """
     progress = progress or NoProgress()
     store = services.store
     bind_run(request.run_id, attempt=attempt)
-    store.apply(StartAttempt(request.run_id, attempt))
+    if claimed is None:
+        store.apply(StartAttempt(request.run_id, attempt))
     done = store.load_stage_outputs(request.run_id)
-    recorded = store.get_run(request.run_id)
+    recorded = claimed if claimed is not None else store.get_run(request.run_id)
     llm = LlmRun.begin(services.engine, services.stage_cache, services.max_cost_usd,
                        recorded.usage if recorded else None)
     store.apply(RecordUsage(request.run_id, attempt, written_by(services.engine, llm)))
