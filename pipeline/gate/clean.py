@@ -83,9 +83,11 @@ def is_drawing(line: str) -> bool:
     parts = line.split()
     if len(parts) < 2:
         return False
-    operators = sum(1 for p in parts if p in _OPERATORS)
+    operators = sum(map(_OPERATORS.__contains__, parts))
+    if not operators:  # most lines: prose has no operator, so its operands need not be counted
+        return False
     operands = sum(1 for p in parts if _OPERAND.match(p))
-    return operators >= 1 and operators + operands >= 0.8 * len(parts)
+    return operators + operands >= 0.8 * len(parts)
 
 
 def _furniture(paragraphs: list[str]) -> set[str]:

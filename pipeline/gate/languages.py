@@ -43,12 +43,12 @@ def function_share(words: list[str], code: str) -> float:
     if not words:
         return 0.0
     table = _SETS[code]
-    return sum(1 for w in words if w in table) / len(words)
+    return sum(map(table.__contains__, words)) / len(words)
 
 
 def detect(text: str, words: list[str]) -> tuple[str, float]:
     """(language code, its function-word share); a non-Latin script wins when it dominates."""
-    letters = sum(1 for ch in text if ch.isalpha())
+    letters = sum(map(str.isalpha, text))
     for code, pattern in _SCRIPTS:
         if letters and len(pattern.findall(text)) > 0.3 * letters:
             return code, 1.0

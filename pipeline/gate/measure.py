@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pipeline.gate import languages
 
@@ -18,10 +19,18 @@ _SENTENCE = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|(?<=[。！？])|\n")
 _TERMINAL = re.compile(r"[.!?…:;。！？][\"'”’)\]]*$")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 _PLAIN = set(".,;:!?'\"’‘“”()-–—%$€£¥/&…")
-_CODE_LINE = re.compile(
-    r"[{};]\s*$|^\s*(?:def|class|import|from|return|if|for|while|public|private|static|const|let|var|"
-    r"function|#include|package|func|fn|SELECT|INSERT|UPDATE)\b|=>|->|::|==|!=|\w\(\)|\w+\s*=\s*[\w\"'\[({]"
+# A character that is neither alphanumeric, nor space, nor ordinary punctuation. The regex's \w
+# and \s are str.isalnum (plus "_") and str.isspace code point for code point, so counting its
+# matches equals counting with those methods, in C (tests/unit/test_gate_measures.py checks all).
+_ODD = re.compile("[^\\w\\s" + "".join(re.escape(ch) for ch in sorted(_PLAIN)) + "]|_")
+# A line of source code. The assignment branch starts only at a word's start and takes the word
+# whole (possessive): "\w+\s*=" can only match that way, and it no longer retries every suffix
+# of every word, which made the plain pattern quadratic in word length.
+_CODE_START = re.compile(
+    r"\s*(?:def|class|import|from|return|if|for|while|public|private|static|const|let|var|"
+    r"function|#include|package|func|fn|SELECT|INSERT|UPDATE)\b"
 )
+_CODE_ANYWHERE = re.compile(r"[{};]\s*$|=>|->|::|==|!=|\w\(\)|(?<!\w)\w++\s*=\s*[\w\"'\[({]")
 _LOREM_WORDS = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et "
     "dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip ex ea "
@@ -55,13 +64,29 @@ class Measures:
         return self.words + self.numbers
 
 
+def odd_chars(text: str) -> int:
+    """How many characters of ``text`` are neither alphanumeric, nor space, nor ordinary punctuation."""
+    return len(_ODD.findall(text))
+
+
+def code_line(line: str) -> bool:
+    """True for a line that looks like source code (a keyword first, an operator, a call, an assignment)."""
+    return _CODE_START.match(line) is not None or _CODE_ANYWHERE.search(line) is not None
+
+
+@lru_cache(maxsize=65_536)
+def _has_letter(token: str) -> bool:
+    # Memoised: a document repeats its words, and this runs for every token before stage 1.
+    return any(map(str.isalpha, token))
+
+
 def _is_prose(sentence: str, words: list[str], language: str) -> bool:
     """A sentence a person wrote: enough words, some function words, sentence punctuation."""
     if language in languages.SCRIPT_NAMES:
         return len(_CJK.findall(sentence)) >= 8 or (len(words) >= 5 and _TERMINAL.search(sentence) is not None)
     if len(words) < 5 or _TERMINAL.search(sentence) is None:
         return False
-    if sum(1 for ch in sentence if not ch.isalnum() and not ch.isspace() and ch not in _PLAIN) > 0.08 * len(sentence):
+    if odd_chars(sentence) > 0.08 * len(sentence):
         return False
     needed = 2 if len(words) >= 8 else 1
     return languages.function_share(words, language) * len(words) >= needed
@@ -70,30 +95,32 @@ def _is_prose(sentence: str, words: list[str], language: str) -> bool:
 def measure(text: str) -> Measures:
     """Every measure the gate rules use, from the first MEASURE_CHARS of ``text``."""
     text = text[:MEASURE_CHARS]
-    tokens = _TOKEN.findall(text)
-    words = [t.casefold() for t in tokens if not t.isdigit() and any(ch.isalpha() for ch in t)]
+    sentences = [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    # Sentence splits fall on whitespace and punctuation, never inside a token, so the text's
+    # tokens are its sentences' tokens in order: the text is tokenised once.
+    tokens_of = [_TOKEN.findall(sentence) for sentence in sentences]
+    tokens = [t for own in tokens_of for t in own]
+    words = [t.casefold() for t in tokens if not t.isdigit() and _has_letter(t)]
     cjk = len(_CJK.findall(text))
     language, share = languages.detect(text, words)
-    sentences = [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
     prose: list[str] = []
     prose_words = 0
-    for sentence in sentences:
-        own = [t.casefold() for t in _TOKEN.findall(sentence) if any(ch.isalpha() for ch in t)]
+    for sentence, sentence_tokens in zip(sentences, tokens_of, strict=True):
+        own = [t.casefold() for t in sentence_tokens if _has_letter(t)]
         if _is_prose(sentence, own, language):
             prose.append(" ".join(sentence.split()).casefold())
             prose_words += len(own) or len(_CJK.findall(sentence)) // 2
-    visible = [ch for ch in text if not ch.isspace()]
-    odd = sum(1 for ch in visible if not ch.isalnum() and ch not in _PLAIN)
+    visible = len(text) - sum(map(str.isspace, text))
     lines = [line for line in text.split("\n") if line.strip()]
-    code = sum(1 for line in lines if _CODE_LINE.search(line))
-    sentence_chars = sum(len(s) for s in sentences) or 1
+    code = sum(map(code_line, lines))
+    sentence_chars = sum(map(len, sentences)) or 1
     return Measures(
-        words=len(words) + cjk // 2, numbers=sum(1 for t in tokens if t.isdigit()),
+        words=len(words) + cjk // 2, numbers=sum(map(str.isdigit, tokens)),
         language=language, function_share=round(share, 4),
         sentences=len(sentences), prose_sentences=len(prose), prose_words=prose_words,
-        prose_share=round(sum(len(s) for s in prose) / sentence_chars, 4), distinct_prose=len(set(prose)),
-        symbol_share=round(odd / max(len(visible), 1), 4), code_share=round(code / max(len(lines), 1), 4),
-        lorem_share=round(sum(1 for w in words if w in LOREM) / max(len(words), 1), 4),
+        prose_share=round(sum(map(len, prose)) / sentence_chars, 4), distinct_prose=len(set(prose)),
+        symbol_share=round(odd_chars(text) / max(visible, 1), 4), code_share=round(code / max(len(lines), 1), 4),
+        lorem_share=round(sum(map(LOREM.__contains__, words)) / max(len(words), 1), 4),
     )
 
 

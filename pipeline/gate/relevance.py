@@ -12,16 +12,27 @@ import re
 
 from pipeline.document import Relevance
 
-_MARKET = re.compile(
-    r"\b(?:consumer|customer|shopper|buyer|household|client|user|patient|diner|guest|traveller|traveler|"
-    r"market|sales?|sold|sell|selling|demand|price|pricing|priced|brand|product|retail|retailer|store|"
-    r"shop|grocer|grocery|supermarket|launch|launched|purchase|purchas|spend|spending|revenue|category|"
-    r"segment|adoption|subscription|subscriber|premium|trend|menu|restaurant|shelf|shelves|channel|"
-    r"e-commerce|ecommerce|online|competitor|share of|trial|repeat|loyalty|margin|volume|packaging|"
-    r"flavou?r|format|offer|offering|service|rental|resale|industry|sector|company|companies|business)"
-    r"(?:e?s|ed|ing)?\b",
-    re.IGNORECASE,
+# The words (regex fragments) that name a market, consumer or product; any may take -s, -es, -ed, -ing.
+_WORDS = (
+    "consumer customer shopper buyer household client user patient diner guest traveller traveler "
+    "market sales? sold sell selling demand price pricing priced brand product retail retailer store "
+    "shop grocer grocery supermarket launch launched purchase purchas spend spending revenue category "
+    "segment adoption subscription subscriber premium trend menu restaurant shelf shelves channel "
+    "e-commerce ecommerce online competitor share_of trial repeat loyalty margin volume packaging "
+    "flavou?r format offer offering service rental resale industry sector company companies business"
 )
+MARKET_WORDS = tuple(word.replace("_", " ") for word in _WORDS.split())  # "share_of" is two words
+
+
+def _by_first_letter(fragments: tuple[str, ...] | list[str]) -> str:
+    """One alternation grouped by first letter: the same words, tried once per position instead of once per word."""
+    groups: dict[str, list[str]] = {}
+    for fragment in fragments:
+        groups.setdefault(fragment[0], []).append(fragment[1:])
+    return "|".join(f"{re.escape(first)}(?:{'|'.join(rest)})" for first, rest in groups.items())
+
+
+_MARKET = re.compile(r"\b(?:" + _by_first_letter(MARKET_WORDS) + r")(?:e?s|ed|ing)?\b", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n")
 HIGH, MEDIUM = 0.3, 0.12  # shares of sentences with a market, consumer or product word
 
