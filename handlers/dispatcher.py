@@ -357,13 +357,16 @@ def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
     # Fresh adapters: the parent's database connection must never be used from two processes.
     services = bootstrap(settings, quiet=True).services
     try:
-        state = services.store.get_run(claim.run_id)
-        if state is None:
-            log.error("run_missing", run_id=claim.run_id)
-            return 1
+        request = claim.request  # from the claim itself: the run's fetch starts before any read
+        if request is None:
+            state = services.store.get_run(claim.run_id)
+            if state is None:
+                log.error("run_missing", run_id=claim.run_id)
+                return 1
+            request = state.request
         marker = StageMarker(mark_path(settings, claim.run_id), claim.attempt)  # the watchdog's clock
-        outcome = execute_run(services, state.request, attempt=claim.attempt, progress=marker,
-                              should_stop=lambda: stop["requested"], claimed=state)
+        outcome = execute_run(services, request, attempt=claim.attempt, progress=marker,
+                              should_stop=lambda: stop["requested"], claimed=True)
     except Superseded as exc:
         log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))
         return EXIT_SUPERSEDED

@@ -428,7 +428,7 @@ class FileStore(CommandVerbs):
             self._mark(LEASE_DIR, run_id)
             self._write(folder, doc, RunStatus.PROCESSING)
             self._unmark(QUEUE_DIR, run_id)
-            return Claim(run_id, doc["attempt"])
+            return Claim(run_id, doc["attempt"], RunRequest(**doc["request"]))
 
     def claim_next(self, owner: str, lease_seconds: int, limit: int,
                    only: Callable[[str], bool] | None = None) -> list[Claim]:

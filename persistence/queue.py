@@ -8,17 +8,22 @@ across replicas; files claim with a per-run ``flock`` on one host.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from persistence.records import RunRequest
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A run this owner may execute now, as ``attempt``."""
+    """A run this owner may execute now, as ``attempt``; ``request`` is what the run was asked to do."""
 
     run_id: str
     attempt: int
+    # Returned by the claim itself, so a run process can start fetching its document before it
+    # reads anything (a request never changes once recorded). None where a store cannot say.
+    request: RunRequest | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from persistence.records import (
     STAGE_NUMBERS,
     RunErrorInfo,
     RunRequest,
-    RunState,
     RunStatus,
     StageResult,
     utcnow,
@@ -36,6 +35,7 @@ from pipeline.blob_rules import display_url
 from pipeline.brands import load_brand
 from pipeline.document import Document
 from pipeline.engine import CostedEngine, Engine
+from pipeline.prefetch import Prefetch
 from pipeline.report import render_report
 from pipeline.run_llm import LlmRun, written_by
 from pipeline.stage_cache import NoCache, StageCache
@@ -116,22 +116,23 @@ def execute_run(
     attempt: int,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    claimed: RunState | None = None,
+    claimed: bool = False,
 ) -> RunOutcome:
     """Run (or resume) ``request`` as ``attempt``; the outcome is also recorded in the store.
 
     ``should_stop`` is asked between stages: when it says yes (a redeploy is draining the
     host), the run stops with every finished stage saved, to be resumed by a later attempt.
-    ``claimed``: the run as read after a queue claim, which already started ``attempt`` (the
-    dispatcher's children): neither the start nor the read is repeated before the fetch.
+    ``claimed``: a queue claim already started ``attempt`` (the dispatcher's children), so the
+    start is not repeated. The document is loaded in a thread meanwhile (``pipeline.prefetch``).
     """
     progress = progress or NoProgress()
     store = services.store
     bind_run(request.run_id, attempt=attempt)
-    if claimed is None:
+    document_loading = Prefetch(services.load_document, request.document_url)
+    if not claimed:
         store.apply(StartAttempt(request.run_id, attempt))
     done = store.load_stage_outputs(request.run_id)
-    recorded = claimed if claimed is not None else store.get_run(request.run_id)
+    recorded = store.get_run(request.run_id)
     llm = LlmRun.begin(services.engine, services.stage_cache, services.max_cost_usd,
                        recorded.usage if recorded else None)
     store.apply(RecordUsage(request.run_id, attempt, written_by(services.engine, llm)))
@@ -141,7 +142,7 @@ def execute_run(
     current = 1
     try:
         brand = load_brand(services.brands_dir, request.company_id)
-        document = services.load_document(request.document_url)
+        document = document_loading.result()
         log.info("document_loaded", document=document.name, media_type=document.media_type,
                  words=document.words, truncated=document.truncated)
         outputs: dict[int, Mapping[str, Any]] = dict(done)

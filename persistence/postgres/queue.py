@@ -7,20 +7,21 @@ its locking rules live in ``persistence.postgres.sql``.
 from __future__ import annotations
 
 from persistence.postgres import sql as q
-from persistence.postgres.connection import Conn
+from persistence.postgres.connection import Conn, DictRow
 from persistence.queue import Claim, Lease
+from persistence.records import RunRequest
 
 
 def claim(conn: Conn, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
     """Claim one run if it is QUEUED or its lease lapsed."""
     row = conn.execute(q.CLAIM_ONE, {"run_id": run_id, "owner": owner, "lease_s": lease_seconds}).fetchone()
-    return None if row is None else Claim(row["id"], row["attempt"])
+    return None if row is None else _claim(row)
 
 
 def claim_next(conn: Conn, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
     """Claim up to ``limit`` QUEUED runs, oldest first, skipping rows other replicas are claiming."""
     rows = conn.execute(q.CLAIM_NEXT, {"owner": owner, "lease_s": lease_seconds, "limit": limit}).fetchall()
-    return [Claim(row["id"], row["attempt"]) for row in rows]
+    return [_claim(row) for row in rows]
 
 
 def renew(conn: Conn, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:
@@ -39,3 +40,10 @@ def leases(conn: Conn) -> list[Lease]:
     """Every PROCESSING run with its lease."""
     rows = conn.execute(q.SELECT_LEASES).fetchall()
     return [Lease(r["id"], r["attempt"], r["leaseOwner"], r["leaseExpiresAt"]) for r in rows]
+
+
+def _claim(row: DictRow) -> Claim:
+    """A claim with the run's request, from a claim statement's RETURNING row."""
+    request = RunRequest(run_id=row["id"], company_id=row["companyId"], user_id=row["userId"],
+                         document_url=row["documentUrl"])
+    return Claim(row["id"], row["attempt"], request)

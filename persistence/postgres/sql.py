@@ -187,7 +187,7 @@ UPDATE "PipelineRun" AS r
 WHERE r.id = %(run_id)s
   AND (r.status = 'QUEUED'
        OR (r.status = 'PROCESSING' AND r."leaseExpiresAt" IS NOT NULL AND r."leaseExpiresAt" <= now()))
-RETURNING r.id, r.attempt
+RETURNING r.id, r.attempt, r."userId", r."companyId", r."documentUrl"
 """
 
 # SKIP LOCKED: replicas claiming at once each take different rows instead of queueing up.
@@ -203,7 +203,7 @@ UPDATE "PipelineRun" AS r
 """ + _CLAIM_SET + """
 FROM picked
 WHERE r.id = picked.id
-RETURNING r.id, r.attempt
+RETURNING r.id, r.attempt, r."userId", r."companyId", r."documentUrl"
 """
 
 RENEW_LEASE = """

@@ -35,6 +35,7 @@ def test_a_queued_run_is_claimed_once_under_attempt_one(store):
     store.create_run(request("a"))
     claim = store.claim("a", "host/1", 60)
     assert (claim.run_id, claim.attempt) == ("a", 1)
+    assert claim.request == request("a")  # what the run process fetches before it reads anything
     assert store.claim("a", "host/2", 60) is None
     state = store.get_run("a")
     assert state.status is RunStatus.PROCESSING and state.attempt == 1
@@ -46,6 +47,7 @@ def test_claim_next_takes_the_oldest_queued_runs_up_to_the_limit(store):
         store.create_run(request(run_id))
     claims = store.claim_next("host/1", 60, 2)
     assert [c.run_id for c in claims] == ["r1", "r2"]
+    assert [c.request for c in claims] == [request("r1"), request("r2")]
     assert [c.run_id for c in store.claim_next("host/1", 60, 5)] == ["r3"]
     assert store.claim_next("host/1", 60, 5) == []
 
