@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -242,6 +243,7 @@ def measure_mode(mode: str, database_url: str | None, runs: int, blob: BlobServe
         port = int(urlsplit(server.base).port or 0)
         tail = LogTail(server.log_path)
         latency: dict[str, list[float]] = {label: [] for _, label in STEPS}
+        started_by: Counter[str] = Counter()  # a spare run process, or a fresh fork (none was waiting)
         for n in range(runs + 1):  # the first run warms the path (page cache, first connections)
             run_id = f"disp-{mode}-{n}-{uuid.uuid4().hex[:8]}"
             answered = post_run(port, run_id, blob.url("/files/report.txt"))
@@ -250,6 +252,8 @@ def measure_mode(mode: str, database_url: str | None, runs: int, blob: BlobServe
                 raise RuntimeError(f"run {run_id} exited with {exited.get('exit_code')}")
             if n == 0:
                 continue
+            started = tail.find("run_process_started", run_id) or {}
+            started_by[str(started.get("started_by", "fork"))] += 1
             for message, label in STEPS:
                 line = tail.find(message, run_id, **({"stage": 1} if message == "stage_started" else {}))
                 if line is None:
@@ -259,7 +263,8 @@ def measure_mode(mode: str, database_url: str | None, runs: int, blob: BlobServe
     finally:
         stop_server(server)
     return {"latency": {label: ms(values) for label, values in latency.items()},
-            "stage1_minus_answer_ms": [round(v * 1000, 2) for v in latency["stage 1"]], "memory": rss}
+            "stage1_minus_answer_ms": [round(v * 1000, 2) for v in latency["stage 1"]], "memory": rss,
+            "started_by": dict(started_by)}
 
 
 def held_memory(server: WebServer, tail: LogTail, port: int, blob: BlobServer, mode: str) -> dict[str, Any]:
@@ -300,6 +305,9 @@ def print_report(floors: dict[str, dict[str, float]], modes: dict[str, dict[str,
     for mode, result in modes.items():
         for label, figures in result["latency"].items():
             print(f"{mode + ': ' + label:<44}{figures['median_ms']:>11.2f}{figures['p90_ms']:>9.2f}{figures['n']:>5}")
+    for mode, result in modes.items():
+        started = ", ".join(f"{how} {n}" for how, n in result["started_by"].items())
+        print(f"{mode + ': runs started by':<44}{started:>25}")
     for label, figures in floors.items():
         print(f"{'floor: ' + label:<44}{figures['median_ms']:>11.2f}{figures['p90_ms']:>9.2f}{figures['n']:>5}")
     print(f"\n{'process (MiB)':<28}{'VmRSS':>8}{'VmHWM':>8}{'Pss':>8}{'shared':>8}{'private':>9}")

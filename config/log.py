@@ -55,19 +55,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     if copy_to is not None:
-        copy_to.parent.mkdir(parents=True, exist_ok=True)
-        copy = logging.FileHandler(copy_to, encoding="utf-8")
-        copy.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                foreign_pre_chain=_SHARED_PROCESSORS,
-                processors=[
-                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.EventRenamer("message"),
-                    structlog.processors.JSONRenderer(),
-                ],
-            )
-        )
-        root.handlers.append(copy)
+        copy_log_to(copy_to)
     root.setLevel(level)
     # Quiet libraries that narrate every connection at INFO.
     for noisy in ("urllib3", "werkzeug"):
@@ -79,6 +67,23 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def copy_log_to(path: Path) -> None:
+    """Also append every log line, as JSON, to ``path`` (a run process's own log, see configure_logging)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    copy = logging.FileHandler(path, encoding="utf-8")
+    copy.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED_PROCESSORS,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.EventRenamer("message"),
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    logging.getLogger().addHandler(copy)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

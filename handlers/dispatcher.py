@@ -5,7 +5,9 @@
 * one per state folder, held by an exclusive ``flock`` taken before the heavy imports (one
   standby may wait while an old dispatcher drains; any other exits at once);
 * the pipeline stack is imported once here, so a run's process is a ``fork()`` that starts
-  its first stage within milliseconds instead of paying ~300 ms of imports;
+  its first stage within milliseconds instead of paying ~300 ms of imports; while a slot is
+  free, one **spare** run process is forked ahead of the next claim and has its adapters (and
+  database connection) ready, so a claim is handed to it instead (handlers/run_process.py);
 * each child runs in its own session, dies with the dispatcher (PR_SET_PDEATHSIG), and runs
   exactly one claimed attempt; at most MAX_CONCURRENT_RUNS at once, the rest stay QUEUED;
 * leases are renewed by heartbeat for live children; a child that dies is requeued to resume
@@ -25,7 +27,6 @@ The loop is single-threaded on purpose: forking a process that has threads is un
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import secrets
@@ -44,7 +45,16 @@ from config.settings import Settings
 from handlers import dispatch_socket
 from handlers.child_stopper import ChildStopper
 from handlers.recovery import ReapReport, reap, recover_run
-from handlers.watchdog import StageMarker, Watchdog, mark_path
+from handlers.run_process import (
+    EXIT_INTERRUPTED,
+    EXIT_SUPERSEDED,
+    Spare,
+    become_run_process,
+    build_services,
+    fork_spare,
+    run_claim,
+)
+from handlers.watchdog import Watchdog
 from persistence import atomic
 from persistence.queue import Claim
 from persistence.records import RunStatus
@@ -53,10 +63,9 @@ log = get_logger(__name__)
 
 REPLAY_EVERY_S = 30.0
 REPLAY_MAX_RECORDS = 2_000  # per tick: the loop must get back to heartbeats and claims
-EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped between stages for a shutdown; resume later
-EXIT_SUPERSEDED = 3  # a newer attempt owns the run: this process had nothing to do
 POLL_SECONDS = 1.0
-PR_SET_PDEATHSIG = 1
+SPARE_AFTER_HANDOFF_S = 0.25  # the next spare is forked once the run just started is under way
+SPARE_AFTER_CRASH_S = 5.0  # a spare that dies idle is replaced, but never in a tight loop
 
 
 @dataclass
@@ -101,6 +110,8 @@ class Dispatcher:
         self.wake_r, self.wake_w = socket.socketpair()
         self.listener: socket.socket | None = None
         self.last_heartbeat = self.last_reap = self.last_replay = 0.0
+        self.spare: Spare | None = None  # a run process forked ahead of the next claim
+        self.spare_due = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -114,6 +125,7 @@ class Dispatcher:
         self._recover(startup=True)
         while not self.stopping:
             self._tick()
+        self._dismiss_spare()
         self._drain()
         dispatch_socket.pid_path(self.settings).unlink(missing_ok=True)
         self.store.close()
@@ -141,7 +153,10 @@ class Dispatcher:
 
     def _tick(self) -> None:
         wanted: list[str] = []
-        for key, _ in self.selector.select(timeout=POLL_SECONDS):
+        timeout = POLL_SECONDS
+        if self._spare_wanted():  # wake when the next spare is due, not up to a second later
+            timeout = min(timeout, max(0.0, self.spare_due - time.monotonic()))
+        for key, _ in self.selector.select(timeout=timeout):
             if key.data == "notify":
                 wanted.extend(self._read_notifications())
             else:
@@ -164,6 +179,7 @@ class Dispatcher:
             self.last_replay = now
         if self.claims:
             self._fill_slots(wanted)
+            self._keep_a_spare()
 
     def _read_notifications(self) -> list[str]:
         ids: list[str] = []
@@ -269,21 +285,52 @@ class Dispatcher:
     # -- children ----------------------------------------------------------------------------
 
     def _start(self, claim: Claim) -> None:
+        spare, self.spare = self.spare, None
+        if spare is not None and spare.hand(claim):
+            pid, how = spare.pid, "spare"
+            self.spare_due = time.monotonic() + SPARE_AFTER_HANDOFF_S
+        else:
+            pid, how = self._fork_fresh(claim), "fork"
+        self.children[pid] = Child(claim, time.monotonic())
+        log.info("run_process_started", run_id=claim.run_id, attempt=claim.attempt, pid=pid,
+                 running=len(self.children), started_by=how)
+
+    def _inherited(self) -> list[socket.socket | None]:
+        """The dispatcher's sockets, which a run process closes at once."""
+        return [self.listener, self.wake_r, self.wake_w]
+
+    def _fork_fresh(self, claim: Claim) -> int:
         pid = os.fork()
         if pid == 0:  # the child: never returns
             code = 1
             try:
-                code = _child_main(self, claim)
+                stop = become_run_process(self._inherited())
+                code = run_claim(self.settings, build_services(self.settings), claim, stop)
             except BaseException:
                 log.exception("run_process_crashed", run_id=claim.run_id, attempt=claim.attempt)
             finally:
                 os._exit(code)
-        self.children[pid] = Child(claim, time.monotonic())
-        log.info("run_process_started", run_id=claim.run_id, attempt=claim.attempt, pid=pid,
-                 running=len(self.children))
+        return pid
+
+    def _spare_wanted(self) -> bool:
+        """No spare is waiting, and a run could use one: this host claims and has a free slot."""
+        return (self.claims and self.spare is None and not self.stopping
+                and len(self.children) < self.settings.max_concurrent_runs)
+
+    def _keep_a_spare(self) -> None:
+        """Fork a spare run process when one is wanted and due (see handlers.run_process)."""
+        if not self._spare_wanted() or time.monotonic() < self.spare_due:
+            return
+        self.spare = fork_spare(self.settings, self._inherited(),
+                                on_crash=lambda: log.exception("spare_run_process_crashed"))
+
+    def _dismiss_spare(self) -> None:
+        if self.spare is not None:
+            self.spare.dismiss()  # it exits 0 on EOF; PR_SET_PDEATHSIG covers a dispatcher that dies first
+            self.spare = None
 
     def _collect_children(self) -> None:
-        while self.children:
+        while self.children or self.spare is not None:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -293,6 +340,13 @@ class Dispatcher:
             child = self.children.pop(pid, None)
             if child is not None:
                 self._after_exit(pid, child, status)
+                self.spare_due = min(self.spare_due, time.monotonic())  # a slot is free: get its spare ready
+            elif self.spare is not None and pid == self.spare.pid:
+                # Died idle (its warm-up crashed, or it was killed): replace it later, never in a loop.
+                log.warning("spare_run_process_exited", pid=pid, exit_code=os.waitstatus_to_exitcode(status))
+                self.spare.dismiss()
+                self.spare = None
+                self.spare_due = time.monotonic() + SPARE_AFTER_CRASH_S
 
     def _after_exit(self, pid: int, child: Child, status: int) -> None:
         claim = child.claim
@@ -333,49 +387,6 @@ class Dispatcher:
 def _code(exc: BaseException) -> str:
     """The runner's error code, or the exception's class name for anything else (an OSError)."""
     return exc.code if isinstance(exc, RunnerError) else type(exc).__name__
-
-
-def _child_main(dispatcher: Dispatcher, claim: Claim) -> int:
-    """Run one claimed attempt in this forked process; returns the exit code."""
-    from config.errors import Superseded
-    from handlers.recovery import run_log_path
-    from pipeline.bootstrap import bootstrap
-    from pipeline.runner import execute_run
-
-    os.setsid()
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the dispatcher
-    signal.set_wakeup_fd(-1)
-    stop = {"requested": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    for sock in (dispatcher.listener, dispatcher.wake_r, dispatcher.wake_w):
-        if sock is not None:
-            sock.close()
-    settings = dispatcher.settings
-    configure_logging(settings.log_level, json=True, copy_to=run_log_path(settings, claim.run_id))
-    # Fresh adapters: the parent's database connection must never be used from two processes.
-    services = bootstrap(settings, quiet=True).services
-    try:
-        request = claim.request  # from the claim itself: the run's fetch starts before any read
-        if request is None:
-            state = services.store.get_run(claim.run_id)
-            if state is None:
-                log.error("run_missing", run_id=claim.run_id)
-                return 1
-            request = state.request
-        marker = StageMarker(mark_path(settings, claim.run_id), claim.attempt)  # the watchdog's clock
-        outcome = execute_run(services, request, attempt=claim.attempt, progress=marker,
-                              should_stop=lambda: stop["requested"], claimed=True)
-    except Superseded as exc:
-        log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))
-        return EXIT_SUPERSEDED
-    finally:
-        services.store.close()
-    if outcome.interrupted:
-        return EXIT_INTERRUPTED
-    run_log_path(settings, claim.run_id).unlink(missing_ok=True)
-    return 0
 
 
 def _take_host_lock(settings: Settings) -> IO[bytes] | None:

@@ -339,3 +339,56 @@ def test_two_replicas_sharing_one_database_run_every_run_exactly_once(servers, b
     assert attempts == [(1,)] and stage_rows == 5 * len(ids)
     started = [line["run_id"] for r in replicas for line in logged(r, "run_process_started")]
     assert sorted(started) == ids  # each run's process started once, on one replica or the other
+
+
+# -- spare run processes (handlers/run_process.py) -----------------------------------------------
+
+
+def dispatcher_children(output_dir: Path) -> list[int]:
+    """The dispatcher's child processes: its runs and its spare."""
+    pid = int((output_dir / ".state" / "dispatcher.pid").read_text())
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("mode", ["files", "database"])
+def test_a_spare_run_process_takes_the_next_claim_and_one_that_dies_idle_is_replaced(
+        servers, blob, tmp_path, mode, request):
+    extra = {} if mode == "files" else {"ENABLE_DATABASE_WRITES": "true", "ENABLE_FILE_FALLBACK": "false",
+                                        "DATABASE_URL": request.getfixturevalue("database_url")}
+    server = servers(env_for(blob, **extra))
+    out = tmp_path / "outputs"
+    assert post_run(server, body("first", blob)).status_code == 202
+    wait_for(lambda: status(server, "first")["status"] in FINISHED, "the first run to finish")
+
+    # Idle, the dispatcher keeps exactly one spare: a run process forked ahead of the next claim.
+    wait_for(lambda: len(dispatcher_children(out)) == 1, "a spare run process")
+    [spare] = dispatcher_children(out)
+    assert post_run(server, body("second", blob)).status_code == 202
+    wait_for(lambda: status(server, "second")["status"] in FINISHED, "the second run to finish")
+    [started] = [line for line in logged(server, "run_process_started") if line["run_id"] == "second"]
+    assert (started["started_by"], started["pid"]) == ("spare", spare)
+    assert status(server, "second")["status"] == "COMPLETED"
+
+    # A spare killed while idle is noticed and replaced; the next run still runs, once.
+    wait_for(lambda: [p for p in dispatcher_children(out) if p != spare], "the next spare")
+    [replaced] = [p for p in dispatcher_children(out) if p != spare]
+    os.kill(replaced, signal.SIGKILL)
+    wait_for(lambda: logged(server, "spare_run_process_exited"), "the dispatcher to notice the dead spare")
+    assert post_run(server, body("third", blob)).status_code == 202
+    wait_for(lambda: status(server, "third")["status"] in FINISHED, "the third run to finish")
+    assert status(server, "third")["status"] == "COMPLETED"
+    assert fetches(blob, "/files/report.txt") == 3
+
+    # Stopping the server dismisses the waiting spare: nothing is left behind.
+    wait_for(lambda: dispatcher_children(out), "a spare after the third run")
+    [last] = dispatcher_children(out)
+    server.stop()
+    wait_for(lambda: not alive(last), "the idle spare to exit with the dispatcher")
