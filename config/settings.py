@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,17 +107,17 @@ class Settings:
         """The URL migrations use: the non-pooling one when set."""
         return self.database_url_non_pooling or self.database_url
 
-    @property
+    @cached_property  # a Path built once: every webhook asks for it
     def brands_dir(self) -> Path:
         """Folder of the brand profile YAML files."""
         return self.data_dir / "brand-profiles"
 
-    @property
+    @cached_property  # a Path built once: every webhook asks for it
     def spool_dir(self) -> Path:
         """Durable journal of database writes not yet confirmed."""
         return self.output_dir / ".spool"
 
-    @property
+    @cached_property  # a Path built once: every webhook asks for it
     def state_dir(self) -> Path:
         """Host-local coordination files (breaker state, locks)."""
         return self.output_dir / ".state"

@@ -86,10 +86,10 @@ def is_transient(exc: BaseException) -> bool:
 class _StopAfterTotal(stop_base):
     """Stop when the next attempt would start past the budget (clock injectable for tests)."""
 
-    def __init__(self, limit: float, clock: Callable[[], float]) -> None:
+    def __init__(self, limit: float, clock: Callable[[], float], start: float | None = None) -> None:
         self.limit = limit
         self.clock = clock
-        self.start = clock()
+        self.start = clock() if start is None else start
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         return self.clock() - self.start + retry_state.upcoming_sleep >= self.limit
@@ -118,10 +118,11 @@ def retrying(
     transient: Predicate = is_transient,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    started: float | None = None,
 ) -> tenacity.Retrying:
-    """A fresh tenacity controller for one verb call (the time budget starts now)."""
+    """A fresh tenacity controller for one verb call (the time budget starts now, or at ``started``)."""
     return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.attempts) | _StopAfterTotal(policy.total_seconds, clock),
+        stop=tenacity.stop_after_attempt(policy.attempts) | _StopAfterTotal(policy.total_seconds, clock, started),
         wait=tenacity.wait_exponential_jitter(
             multiplier=policy.first_wait, max=policy.max_wait, jitter=policy.jitter
         ),
@@ -142,8 +143,25 @@ def call_with_retry(
     sleep: Callable[[float], None] = time.sleep,
     **kwargs: Any,
 ) -> T:
-    """Call ``fn(*args, **kwargs)``, retrying transient failures within ``policy``; re-raise the last."""
+    """Call ``fn(*args, **kwargs)``, retrying transient failures within ``policy``; re-raise the last.
+
+    The first attempt runs before any controller exists: nearly every call succeeds at once, and
+    building tenacity's controller cost about a tenth of a webhook's CPU. Only after a failure
+    is the controller built, with the budget dated from the first try; it is handed that
+    failure as its attempt 1, so what it decides and logs is what it did when it ran them all.
+    """
+    started = clock()
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - handed to the controller, which re-raises it
+        first: list[Exception] = [exc]
+
+    def again(*a: Any, **kw: Any) -> T:
+        if first:
+            raise first.pop()  # attempt 1, as it happened
+        return fn(*a, **kw)
+
     controller = retrying(
-        policy, verb=verb or "call", transient=transient, clock=clock, sleep=sleep
+        policy, verb=verb or "call", transient=transient, clock=clock, sleep=sleep, started=started
     )
-    return controller(fn, *args, **kwargs)
+    return controller(again, *args, **kwargs)

@@ -160,3 +160,29 @@ def test_a_timeout_is_not_retried_in_the_same_call() -> None:
     with pytest.raises(StoreUnavailable):
         run(FAST, fn, fake)
     assert calls["n"] == 1 and fake.sleeps == []
+
+
+def test_the_time_budget_counts_from_the_first_try_even_when_it_is_slow() -> None:
+    # The first attempt runs outside the retry controller (the common case builds none); its
+    # time still counts: 0.95 s spent of a 1 s budget leaves no room for a 0.1 s wait.
+    fake = FakeTime()
+    policy = RetryPolicy(attempts=4, total_seconds=1.0, first_wait=0.1, max_wait=1.0, jitter=0.0)
+    calls = {"n": 0}
+
+    def slow_then_refused() -> str:
+        calls["n"] += 1
+        fake.now += 0.95
+        raise StoreUnavailable("refused")
+
+    with pytest.raises(StoreUnavailable):
+        run(policy, slow_then_refused, fake)
+    assert calls["n"] == 1 and fake.sleeps == []
+
+
+def test_the_first_failure_is_logged_as_attempt_one_and_the_retry_succeeds() -> None:
+    fake = FakeTime()
+    fn, calls = flaky([StoreUnavailable("refused")])
+    with capture_logs() as logs:
+        assert run(FAST, fn, fake) == "ok"
+    assert calls["n"] == 2
+    assert [(line["event"], line["attempt"]) for line in logs] == [("store_retry", 1)]
