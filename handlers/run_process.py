@@ -9,8 +9,9 @@ connection), then waits on a socket. A claim handed to it starts at once; the di
 forks the next spare.
 
 Either way the process runs exactly one claimed attempt (``run_claim``) and exits with its code.
-A spare that is never handed a claim exits 0: on EOF (the dispatcher closed its end) or on
-SIGTERM while idle. It never outlives the dispatcher (PR_SET_PDEATHSIG).
+A spare that is never handed a claim exits 0 on EOF (the dispatcher closed its end), and with
+EXIT_INTERRUPTED on SIGTERM while idle (see StopFlag). It never outlives the dispatcher
+(PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations

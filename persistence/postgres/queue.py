@@ -15,13 +15,13 @@ from persistence.records import RunRequest
 def claim(conn: Conn, run_id: str, owner: str, lease_seconds: int) -> Claim | None:
     """Claim one run if it is QUEUED or its lease lapsed."""
     row = conn.execute(q.CLAIM_ONE, {"run_id": run_id, "owner": owner, "lease_s": lease_seconds}).fetchone()
-    return None if row is None else _claim(row)
+    return None if row is None else Claim(row["id"], row["attempt"], request_from_row(row))
 
 
 def claim_next(conn: Conn, owner: str, lease_seconds: int, limit: int) -> list[Claim]:
     """Claim up to ``limit`` QUEUED runs, oldest first, skipping rows other replicas are claiming."""
     rows = conn.execute(q.CLAIM_NEXT, {"owner": owner, "lease_s": lease_seconds, "limit": limit}).fetchall()
-    return [_claim(row) for row in rows]
+    return [Claim(row["id"], row["attempt"], request_from_row(row)) for row in rows]
 
 
 def renew(conn: Conn, run_id: str, attempt: int, owner: str, lease_seconds: int) -> bool:
@@ -42,8 +42,8 @@ def leases(conn: Conn) -> list[Lease]:
     return [Lease(r["id"], r["attempt"], r["leaseOwner"], r["leaseExpiresAt"]) for r in rows]
 
 
-def _claim(row: DictRow) -> Claim:
-    """A claim with the run's request, from a claim statement's RETURNING row."""
-    request = RunRequest(run_id=row["id"], company_id=row["companyId"], user_id=row["userId"],
-                         document_url=row["documentUrl"])
-    return Claim(row["id"], row["attempt"], request)
+
+def request_from_row(row: DictRow) -> RunRequest:
+    """The run's request from a PipelineRun row (a read, or a claim's RETURNING)."""
+    return RunRequest(run_id=row["id"], company_id=row["companyId"], user_id=row["userId"],
+                      document_url=row["documentUrl"])

@@ -353,8 +353,7 @@ def _state(row: DictRow) -> RunState:
     code, message = row["errorCode"], row["errorMessage"]
     timings: dict[str, Any] = row["stageTimings"] or {}
     return RunState(
-        request=RunRequest(run_id=row["id"], company_id=row["companyId"], user_id=row["userId"],
-                           document_url=row["documentUrl"]),
+        request=pq.request_from_row(row),
         status=RunStatus(row["status"]),
         attempt=row["attempt"],
         current_stage=row["currentStage"],
