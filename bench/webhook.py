@@ -615,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         floor_cmd = [str(GUNICORN), "-c", str(tmp / "floor.conf.py"), "bench.floor_app:create_app()"]
 
         def floor(label: str) -> Callable[[], WebServer]:
-            return lambda: start_gunicorn(tmp / label, {"FLOOR_DATABASE_URL": floor_url}, command=floor_cmd)
+            return lambda: start_gunicorn(tmp / label, {"FLOOR_DATABASE_URL": floor_url}, command=floor_cmd,
+                                          json_logs=False)
 
         def ours(label: str, database_url: str | None, app: str = "handlers.app:create_app()",
                  **extra: str) -> Callable[[], WebServer]:

@@ -127,6 +127,7 @@ class Dispatcher:
             self._tick()
         self._dismiss_spare()
         self._drain()
+        self._uninstall_signals()
         dispatch_socket.pid_path(self.settings).unlink(missing_ok=True)
         self.store.close()
         log.info("dispatcher_stopped", owner=self.owner)
@@ -140,6 +141,15 @@ class Dispatcher:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd sees it
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
         self.selector.register(self._listener(), selectors.EVENT_READ, "notify")
+
+    def _uninstall_signals(self) -> None:
+        """Give the wake-up socket back before closing it: a SIGCHLD from a child still draining
+        would otherwise be written to a closed descriptor, and Python reports that on stderr."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.selector.close()
+        self.wake_r.close()
+        self.wake_w.close()
 
     def _listener(self) -> socket.socket:
         if self.listener is None:
@@ -325,9 +335,10 @@ class Dispatcher:
                                 on_crash=lambda: log.exception("spare_run_process_crashed"))
 
     def _dismiss_spare(self) -> None:
+        """Stopping: end the idle spare and reap it here (PR_SET_PDEATHSIG covers a dispatcher that dies)."""
         if self.spare is not None:
-            self.spare.dismiss()  # it exits 0 on EOF; PR_SET_PDEATHSIG covers a dispatcher that dies first
-            self.spare = None
+            spare, self.spare = self.spare, None
+            log.info("spare_dismissed", pid=spare.pid, exit_code=spare.retire())
 
     def _collect_children(self) -> None:
         while self.children or self.spare is not None:

@@ -22,6 +22,7 @@ import os
 import secrets
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped between stages for a shutdown; res
 EXIT_SUPERSEDED = 3  # a newer attempt owns the run: this process had nothing to do
 PR_SET_PDEATHSIG = 1
 _MAX_CLAIM_BYTES = 64 * 1024
+SPARE_RETIRE_GRACE_S = 2.0
 
 
 class StopFlag:
@@ -133,8 +135,33 @@ class Spare:
             self.channel.close()
 
     def dismiss(self) -> None:
-        """Let an idle spare go (it exits 0 on EOF), e.g. when the dispatcher stops."""
+        """Close the dispatcher's end: an idle spare exits 0 on EOF."""
         self.channel.close()
+
+    def retire(self, grace_seconds: float = SPARE_RETIRE_GRACE_S) -> int | None:
+        """Stop the idle spare and reap it; its exit code, or None if it was already reaped.
+
+        A stopping dispatcher calls this so that no child of its exits after it has given up
+        its signal wake-up socket. SIGTERM ends an idle spare at once, even one still warming up
+        against a database that does not answer; SIGKILL follows after ``grace_seconds``.
+        """
+        self.dismiss()
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:  # exited and already reaped
+            return None
+        deadline = time.monotonic() + grace_seconds
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() >= deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                return os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            time.sleep(0.01)  # a shutdown path: a short poll is simpler than a SIGCHLD wait here
 
 
 def fork_spare(settings: Settings, inherited: Iterable[socket.socket | None],

@@ -6,6 +6,7 @@ The fixtures built on these live in tests/e2e/web_fixtures.py (a plugin test mod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -53,6 +54,7 @@ class WebServer:
     base: str
     env: Mapping[str, str]
     log_path: Path
+    json_logs: bool = True  # False only for a foreign app (the bench's floor), whose gunicorn logs plain text
 
     def url(self, path: str) -> str:
         """An absolute URL on this server."""
@@ -63,7 +65,7 @@ class WebServer:
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
 
     def stop(self) -> int:
-        """SIGTERM, as Railway sends it; wait for a clean exit."""
+        """SIGTERM, as Railway sends it; wait for a clean exit; fail on any line that is not JSON."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -71,15 +73,32 @@ class WebServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        if self.json_logs:
+            assert_json_lines(self.log_path)
         return int(self.process.returncode)
 
 
+def assert_json_lines(log_path: Path) -> None:
+    """Every line a service wrote is one JSON object: Railway shows any other stderr line as an error."""
+    stray = []
+    for line in log_path.read_text().splitlines():
+        try:
+            parsed = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            stray.append(line)
+    assert not stray, f"{log_path.name}: {len(stray)} line(s) that are not JSON objects: {stray[:10]}"
+
+
 def start_gunicorn(tmp: Path, env: Mapping[str, str], *, command: list[str] | None = None,
-                   cwd: Path = REPO, own_output_dir: bool = True, new_session: bool = False) -> WebServer:
+                   cwd: Path = REPO, own_output_dir: bool = True, new_session: bool = False,
+                   json_logs: bool = True) -> WebServer:
     """Start gunicorn with ``env`` over a scrubbed environment and wait until /health answers.
 
     ``own_output_dir``: OUTPUT_DIR under ``tmp`` (default), else the app's own default.
     ``new_session``: its own process group, so a test can SIGKILL the whole server at once.
+    ``json_logs``: ``stop()`` fails on any log line that is not a JSON object (ours always are).
     """
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
@@ -92,7 +111,7 @@ def start_gunicorn(tmp: Path, env: Mapping[str, str], *, command: list[str] | No
     with open(log_path, "wb") as out:
         process = subprocess.Popen(argv, cwd=cwd, env=full, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=new_session)
-    server = WebServer(process, f"http://127.0.0.1:{port}", full, log_path)
+    server = WebServer(process, f"http://127.0.0.1:{port}", full, log_path, json_logs)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -102,7 +121,8 @@ def start_gunicorn(tmp: Path, env: Mapping[str, str], *, command: list[str] | No
             return server
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a busy machine
             time.sleep(0.1)
-    server.stop()
+    with contextlib.suppress(AssertionError):  # its stray lines are in the tail shown below
+        server.stop()
     raise AssertionError(f"gunicorn did not answer /health within 60 s:\n{log_path.read_text()[-4000:]}")
 
 

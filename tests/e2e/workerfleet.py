@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tests.e2e.webserver import REPO, SCRUBBED_PREFIXES
+from tests.e2e.webserver import REPO, SCRUBBED_PREFIXES, assert_json_lines
 
 
 def worker_env(database_url: str, blob_host: str, **extra: str) -> dict[str, str]:
@@ -71,7 +71,9 @@ class Worker:
             return 0
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self._reap(60)
+        code = self._reap(60)
+        assert_json_lines(self.log_path)
+        return code
 
     def wipe(self) -> None:
         """What a replaced container has: an empty disk (a new identity, no spool, no state)."""
