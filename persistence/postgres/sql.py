@@ -127,14 +127,23 @@ WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
 """
 
 # A whole snapshot (idempotent), refused by _fence for a superseded attempt.
-RECORD_USAGE = """
-UPDATE "PipelineRun"
-SET engine = %(engine)s, model = %(model)s,
-    "llmCalls" = %(calls)s, "promptTokens" = %(prompt_tokens)s, "completionTokens" = %(completion_tokens)s,
-    "cachedTokens" = %(cached_tokens)s, "costUsd" = %(cost_usd)s,
-    usage = %(usage)s, "cachedStages" = %(cached_stages)s,
-    "updatedAt" = now()
-WHERE id = %(run_id)s
+# One statement, fenced like SAVE_STAGE_ONE: it returns the run's attempt (none: unknown run),
+# and updates only when that attempt is not newer than the writer's. A run's first write after
+# its claim, so one round trip instead of BEGIN, LOCK_RUN, UPDATE and COMMIT.
+RECORD_USAGE_ONE = """
+WITH run AS (
+    SELECT id, attempt FROM "PipelineRun" WHERE id = %(run_id)s FOR UPDATE
+), usage_row AS (
+    UPDATE "PipelineRun" AS r
+    SET engine = %(engine)s, model = %(model)s,
+        "llmCalls" = %(calls)s, "promptTokens" = %(prompt_tokens)s, "completionTokens" = %(completion_tokens)s,
+        "cachedTokens" = %(cached_tokens)s, "costUsd" = %(cost_usd)s,
+        usage = %(usage)s, "cachedStages" = %(cached_stages)s,
+        "updatedAt" = now()
+    FROM run WHERE r.id = run.id AND run.attempt <= %(attempt)s
+    RETURNING 1
+)
+SELECT run.attempt FROM run
 """
 
 SELECT_RUN = """

@@ -69,13 +69,14 @@ class PostgresStore(CommandVerbs):
     # -- writes ------------------------------------------------------------------------------
 
     def apply(self, command: Command) -> bool:
-        """Apply one command: a new run or a stage in one autocommit statement, the others in one transaction."""
+        """Apply one command: a new run, a stage or a usage snapshot in one autocommit statement, the others
+        in one transaction."""
         if isinstance(command, CreateRun):
             with self._db.session(command.kind) as conn:
                 return _create_once(conn, command.request)
-        if isinstance(command, SaveStage):
+        if isinstance(command, SaveStage | RecordUsage):
             with self._db.session(command.kind) as conn:
-                self._save_stage(conn, command)
+                self._apply_on(conn, command)
             return False
         with self._db.transaction(command.kind) as conn:
             return self._apply_on(conn, command)
@@ -83,7 +84,7 @@ class PostgresStore(CommandVerbs):
     def _save_stage(self, conn: Conn, command: SaveStage) -> None:
         """The stage row and the run row's copy in one statement (SAVE_STAGE_ONE), fenced by attempt."""
         row = conn.execute(q.SAVE_STAGE_ONE, _stage_params(command), prepare=self.timeouts.prepare).fetchone()
-        _check_fence(command, row)
+        _check_fence(command.run_id, command.attempt, row)
 
     def apply_batch(self, commands: Sequence[Command]) -> list[BaseException | None]:
         """Apply ``commands`` in one transaction; one verdict per command.
@@ -117,7 +118,7 @@ class PostgresStore(CommandVerbs):
                 with wrap_exceptions("replay save_stage"), conn.cursor() as cur:
                     cur.executemany(q.SAVE_STAGE_ONE, [_stage_params(c) for c in stages], returning=True)
                     for stage in stages:
-                        _check_fence(stage, cur.fetchone())
+                        _check_fence(stage.run_id, stage.attempt, cur.fetchone())
                         cur.nextset()
                 stages = []
             if command is not None:
@@ -171,8 +172,9 @@ class PostgresStore(CommandVerbs):
                 conn.execute(q.RECORD_CLAIM, {"run_id": run_id, "attempt": attempt, "owner": owner,
                                               "expires": expires, "seq": q.write_seq(attempt, q.SEQ_CLAIM)})
             case RecordUsage(run_id=run_id, attempt=attempt, usage=usage):
-                _fence(conn, run_id, attempt)
-                conn.execute(q.RECORD_USAGE, _usage_params(run_id, usage))
+                row = conn.execute(q.RECORD_USAGE_ONE, {**_usage_params(run_id, usage), "attempt": attempt},
+                                   prepare=self.timeouts.prepare).fetchone()
+                _check_fence(run_id, attempt, row)
             case CancelRun(run_id=run_id, attempt=attempt, stage=stage):
                 cancelled = conn.execute(cq.CANCEL_RUN, {"run_id": run_id, "attempt": attempt, "stage": stage,
                                                          "message": command.error.message}).fetchone()
@@ -276,13 +278,12 @@ def _stage_params(command: SaveStage) -> dict[str, Any]:
             "seq": q.write_seq(command.attempt, q.SEQ_PER_STAGE * result.stage)}
 
 
-def _check_fence(command: SaveStage, row: DictRow | None) -> None:
-    """SAVE_STAGE_ONE returns the run's attempt: none (unknown run) or a newer one is Superseded."""
+def _check_fence(run_id: str, attempt: int, row: DictRow | None) -> None:
+    """A one-statement write returns the run's attempt: none (unknown run) or a newer one is Superseded."""
     if row is None:
-        raise Superseded(f"run {command.run_id} is not in the database: it was never created there")
-    if row["attempt"] > command.attempt:
-        raise Superseded(f"run {command.run_id}: attempt {command.attempt} was superseded by attempt "
-                         f"{row['attempt']}; write refused")
+        raise Superseded(f"run {run_id} is not in the database: it was never created there")
+    if row["attempt"] > attempt:
+        raise Superseded(f"run {run_id}: attempt {attempt} was superseded by attempt {row['attempt']}; write refused")
 
 
 def _compact(value: Any) -> str:

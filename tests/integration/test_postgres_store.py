@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable, Superseded
+from persistence.commands import RecordUsage
 from persistence.files import FileStore
 from persistence.postgres import DbTimeouts, PostgresStore, is_transient
 from persistence.records import (
@@ -26,6 +27,7 @@ from persistence.records import (
     RunRequest,
     RunState,
     RunStatus,
+    RunUsage,
     StageResult,
 )
 from tests.known import known
@@ -126,11 +128,15 @@ def test_every_write_repeated_changes_nothing(store: PostgresStore, database_url
     assert snapshot() == once
 
 
+USAGE = RunUsage("openrouter", "anthropic/claude-sonnet-4.5",
+                 {1: {"calls": 2, "prompt_tokens": 900, "completion_tokens": 300, "cached_tokens": 0,
+                      "cost_usd": 0.0123}}, (2,))
 VERBS: dict[str, Callable[[Any, str, int], None]] = {
     "start_attempt": lambda db, run_id, attempt: db.start_attempt(run_id, attempt),
     "save_stage": lambda db, run_id, attempt: db.save_stage(run_id, attempt, stage(2, attempt)),
     "complete_run": lambda db, run_id, attempt: db.complete_run(run_id, attempt, report(attempt)),
     "fail_run": lambda db, run_id, attempt: db.fail_run(run_id, attempt, ERROR),
+    "record_usage": lambda db, run_id, attempt: db.apply(RecordUsage(run_id, attempt, USAGE)),
 }
 
 
@@ -144,8 +150,19 @@ def test_writes_from_an_older_attempt_are_superseded(store: PostgresStore, verb:
     with pytest.raises(Superseded):
         VERBS[verb](store, "run-1", 1)
     after = known(store.get_run("run-1"))
-    assert (after.status, after.attempt, after.stages) == (before.status, 2, before.stages)
+    assert (after.status, after.attempt, after.stages, after.usage) == (before.status, 2, before.stages, None)
     assert store.load_stage_outputs("run-1")[1]["attempt"] == 1
+
+
+def test_usage_is_recorded_by_the_current_attempt_and_again_by_a_newer_one(store: PostgresStore) -> None:
+    store.create_run(REQUEST)
+    store.start_attempt("run-1", 1)
+    store.apply(RecordUsage("run-1", 1, USAGE))
+    assert known(store.get_run("run-1")).usage == USAGE
+    store.start_attempt("run-1", 2)
+    offline = RunUsage("offline")
+    store.apply(RecordUsage("run-1", 2, offline))
+    assert known(store.get_run("run-1")).usage == offline
 
 
 @pytest.mark.parametrize("verb", VERBS)
