@@ -4,9 +4,10 @@ Run from the repository root: ``python -m bench.dispatch [--runs 50] [--quick] [
 
 For each mode, the real gunicorn (handlers/gunicorn.conf.py, whose master starts the dispatcher)
 gets ``--runs`` signed webhooks one at a time; each run's document is served at once by a local
-blob server, and the next webhook waits until the run's process has exited. Latency is the
-``timestamp`` of the run's ``stage_started`` stage=1 log line minus ``time.time()`` when the 202
-answer arrived (one machine, one clock). The log also gives the steps in between: the
+blob server, and the next webhook waits until the run's process has exited (and ``--gap-ms``
+more: 0 sends it at once, which finds the next spare run process just forked; a gap measures a
+service that was idle). Latency is the ``timestamp`` of the run's ``stage_started`` stage=1 log
+line minus ``time.time()`` when the 202 answer arrived (one machine, one clock). The log also gives the steps in between: the
 dispatcher's fork (``run_process_started``), the run process ready (``run_started``) and the
 document fetched (``document_loaded``).
 
@@ -233,8 +234,9 @@ def stamp(line: dict[str, Any]) -> float:
     return datetime.fromisoformat(line["timestamp"]).timestamp()
 
 
-def measure_mode(mode: str, database_url: str | None, runs: int, blob: BlobServer, tmp: Path) -> dict[str, Any]:
-    """Latency over ``runs`` sequential runs, then the memory of each process, for one mode."""
+def measure_mode(mode: str, database_url: str | None, runs: int, blob: BlobServer, tmp: Path,
+                 gap_s: float = 0.0) -> dict[str, Any]:
+    """Latency over ``runs`` sequential runs ``gap_s`` apart, then the memory of each process, for one mode."""
     from tests.e2e.webserver import start_gunicorn
 
     server = start_gunicorn(tmp / mode, ours_env(blob.host, tmp / f"out-{mode}", database_url))
@@ -246,6 +248,7 @@ def measure_mode(mode: str, database_url: str | None, runs: int, blob: BlobServe
         started_by: Counter[str] = Counter()  # a spare run process, or a fresh fork (none was waiting)
         for n in range(runs + 1):  # the first run warms the path (page cache, first connections)
             run_id = f"disp-{mode}-{n}-{uuid.uuid4().hex[:8]}"
+            time.sleep(gap_s)  # 0: the next webhook follows the last run's exit at once
             answered = post_run(port, run_id, blob.url("/files/report.txt"))
             exited = tail.wait("run_process_exited", run_id)
             if exited.get("exit_code") != 0:
@@ -327,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="5 runs and fewer floor samples, for a smoke test")
     parser.add_argument("--modes", default="file,database", help="comma-separated: file, database")
+    parser.add_argument("--gap-ms", type=float, default=0.0,
+                        help="idle time between one run's exit and the next webhook (default 0: back to back)")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_SERVER_URL),
                         help="a server where this user may CREATE DATABASE bench_*")
     args = parser.parse_args(argv)
@@ -342,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging("WARNING")  # the migrations of the throwaway database narrate at INFO
     python = str(Path(sys.executable))
-    print(f"{args.runs} runs per mode, one at a time; document served at once by a local blob server; "
+    spacing = f"{args.gap_ms:g} ms apart" if args.gap_ms else "back to back"
+    print(f"{args.runs} runs per mode, one at a time ({spacing}); document served at once by a local blob server; "
           f"floors over {repeats} samples (fork: {repeats * 10})", flush=True)
     floors = {"python -c pass": process_floor([python, "-c", "pass"], repeats),
               "python -c 'import <our stack>'": process_floor([python, "-c", STACK], repeats),
@@ -361,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                 url = stack.enter_context(database(args.database_url, f"bench_dispatch_{uuid.uuid4().hex[:8]}",
                                                    upgrade))
                 floors["psycopg.connect + close"] = connect_floor(url, repeats)
-            results[mode] = measure_mode(mode, url, args.runs, blob, tmp)
+            results[mode] = measure_mode(mode, url, args.runs, blob, tmp, args.gap_ms / 1000)
     print_report(floors, results)
     print("\nsaved by the dispatcher's preload (both are done once before any fork, so a run never pays them):")
     for label, figures in after_fork.items():
@@ -373,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
                       "x_import_floor": round(r["latency"]["stage 1"]["median_ms"]
                                               / floors["python -c 'import <our stack>'"]["median_ms"], 3)}
                for mode, r in results.items()}
-    print(json.dumps({"bench": "dispatch", "runs": args.runs, "cpus": os.cpu_count(), "floors": floors,
+    print(json.dumps({"bench": "dispatch", "runs": args.runs, "gap_ms": args.gap_ms, "cpus": os.cpu_count(),
+                      "floors": floors,
                       "after_fork": after_fork, "summary": summary, "modes": results}))
     return 0
 

@@ -64,7 +64,7 @@ log = get_logger(__name__)
 REPLAY_EVERY_S = 30.0
 REPLAY_MAX_RECORDS = 2_000  # per tick: the loop must get back to heartbeats and claims
 POLL_SECONDS = 1.0
-SPARE_AFTER_HANDOFF_S = 0.25  # the next spare is forked once the run just started is under way
+SPARE_AFTER_HANDOFF_S = 0.05  # the next spare: once the run just handed off has started (~10 ms), not mid-claim
 SPARE_AFTER_CRASH_S = 5.0  # a spare that dies idle is replaced, but never in a tight loop
 
 

@@ -20,6 +20,7 @@ import ctypes
 import json
 import os
 import secrets
+import select
 import signal
 import socket
 import time
@@ -34,6 +35,7 @@ from handlers.recovery import run_log_path
 from handlers.watchdog import StageMarker, mark_path
 from persistence.queue import Claim
 from persistence.records import RunRequest
+from pipeline.rehearsal import rehearse_document_path
 
 if TYPE_CHECKING:
     from pipeline.runner import RunServices
@@ -185,7 +187,7 @@ def fork_spare(settings: Settings, inherited: Iterable[socket.socket | None],
 def _spare_main(settings: Settings, inherited: list[socket.socket | None], channel: socket.socket) -> int:
     stop = become_run_process(inherited)
     services = build_services(settings)
-    _warm(services)
+    _warm(settings, services, channel)
     claim = _receive(channel)
     channel.close()
     if claim is None:
@@ -194,14 +196,22 @@ def _spare_main(settings: Settings, inherited: list[socket.socket | None], chann
     return run_claim(settings, services, claim, stop)
 
 
-def _warm(services: RunServices) -> None:
-    """Open the store's connection and load the backend's caches by reading a run that does not exist."""
+def _warm(settings: Settings, services: RunServices, channel: socket.socket) -> None:
+    """Open the store's connection and load the backend's caches by reading a run that does not
+    exist; then, unless a claim is already waiting, rehearse a run's document path
+    (pipeline.rehearsal) so that the pages it touches are this process's before the run needs them."""
     nobody = f"spare-warmup-{secrets.token_hex(6)}"
     try:
         services.store.get_run(nobody)
         services.store.load_stage_outputs(nobody)
     except (RunnerError, OSError) as exc:  # the run will meet (and report) the same trouble itself
-        log.info("spare_warmup_skipped", reason=str(exc))
+        log.info("spare_warmup_skipped", step="store", reason=str(exc))
+    if select.select([channel], [], [], 0)[0]:
+        return  # a claim (or EOF) is here: the rehearsal would only delay it
+    try:
+        rehearse_document_path(settings)
+    except (RunnerError, OSError) as exc:  # a slower first fetch, nothing worse: the run still runs
+        log.info("spare_warmup_skipped", step="document", reason=str(exc))
 
 
 def _receive(channel: socket.socket) -> Claim | None:

@@ -391,6 +391,11 @@ def test_a_spare_run_process_takes_the_next_claim_and_one_that_dies_idle_is_repl
     wait_for(lambda: status(server, "third")["status"] in FINISHED, "the third run to finish")
     assert status(server, "third")["status"] == "COMPLETED"
     assert fetches(blob, "/files/report.txt") == 3
+    # Every spare warmed up and rehearsed a run's document path on its own loopback without a
+    # hitch (pipeline.rehearsal): nothing skipped, nothing reached the blob server, nothing logged.
+    assert not logged(server, "spare_warmup_skipped")
+    assert all(line.get("run_id") for line in server.log_lines()
+               if line.get("message") in ("document_fetched", "document_admitted"))
 
     # Stopping the server dismisses the waiting spare: nothing is left behind.
     wait_for(lambda: dispatcher_children(out), "a spare after the third run")
