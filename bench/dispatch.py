@@ -7,9 +7,9 @@ gets ``--runs`` signed webhooks one at a time; each run's document is served at 
 blob server, and the next webhook waits until the run's process has exited (and ``--gap-ms``
 more: 0 sends it at once, which finds the next spare run process just forked; a gap measures a
 service that was idle). Latency is the ``timestamp`` of the run's ``stage_started`` stage=1 log
-line minus ``time.time()`` when the 202 answer arrived (one machine, one clock). The log also gives the steps in between: the
-dispatcher's fork (``run_process_started``), the run process ready (``run_started``) and the
-document fetched (``document_loaded``).
+line minus ``time.time()`` when the 202 answer arrived (one machine, one clock). The log also
+gives the steps in between: the dispatcher's handoff (``run_process_started``), the run process
+ready (``run_started``) and the document fetched (``document_loaded``).
 
 Floors, measured in the same run: a bare interpreter start (``python -c pass``), an interpreter
 that imports our stack (what a fresh subprocess per run would pay before its first line), and
@@ -73,14 +73,16 @@ for _ in range(int(sys.argv[1])):
     samples.append(time.perf_counter() - start)
 print(json.dumps(samples))
 """
-# What the dispatcher's preload saves every run: in a fresh interpreter with the rest of the
-# stack imported, the document fetcher's import and a first brand profile read from YAML. The
-# dispatcher does both before it forks (Dispatcher.__init__), so a run process pays neither.
+# What the dispatcher's preload saves every run: in a fresh interpreter with the run's stack
+# imported (not handlers.dispatcher, whose spare's rehearsal imports the fetcher itself), the
+# document fetcher's import and a first brand profile read from YAML. The dispatcher does both
+# before it forks (Dispatcher.__init__), so a run process pays neither.
 AFTER_FORK_CHILD = """
 import json, sys, time
 from pathlib import Path
-import handlers.dispatcher, pipeline.bootstrap, pipeline.offline
+import pipeline.bootstrap, pipeline.offline, persistence.factory
 from pipeline.brands import load_brand
+assert "pipeline.fetch" not in sys.modules, "the stack imports the fetcher now: this figure would read 0"
 out = {}
 start = time.perf_counter()
 import pipeline.fetch
