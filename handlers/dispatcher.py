@@ -91,6 +91,7 @@ class Dispatcher:
         # The fork server's preload: everything a run needs is imported and parsed once here,
         # so a forked run starts its first stage without paying for it.
         import pipeline.fetch  # noqa: F401  (a run fetches its document first)
+        import pipeline.rehearsal  # noqa: F401  (each spare rehearses that fetch)
         from pipeline.bootstrap import bootstrap
         from pipeline.brands import load_all_brands
 

@@ -35,7 +35,6 @@ from handlers.recovery import run_log_path
 from handlers.watchdog import StageMarker, mark_path
 from persistence.queue import Claim
 from persistence.records import RunRequest
-from pipeline.rehearsal import rehearse_document_path
 
 if TYPE_CHECKING:
     from pipeline.runner import RunServices
@@ -89,12 +88,16 @@ def build_services(settings: Settings) -> RunServices:
 
 def run_claim(settings: Settings, services: RunServices, claim: Claim, stop: StopFlag) -> int:
     """Run one claimed attempt in this process; returns the process's exit code."""
-    from pipeline.runner import execute_run
+    from pipeline.runner import execute_run, start_document
 
     stop.running = True
+    # From the claim itself: the run's fetch starts first, and the rest below overlaps it. The
+    # run's own log file (its last lines, quoted if it dies) may therefore miss the fetch's
+    # first line; stdout has every line.
+    prefetched = start_document(services, claim.request, claim.attempt) if claim.request else None
     copy_log_to(run_log_path(settings, claim.run_id))
     try:
-        request = claim.request  # from the claim itself: the run's fetch starts before any read
+        request = claim.request
         if request is None:
             state = services.store.get_run(claim.run_id)
             if state is None:
@@ -103,7 +106,7 @@ def run_claim(settings: Settings, services: RunServices, claim: Claim, stop: Sto
             request = state.request
         marker = StageMarker(mark_path(settings, claim.run_id), claim.attempt)  # the watchdog's clock
         outcome = execute_run(services, request, attempt=claim.attempt, progress=marker,
-                              should_stop=lambda: stop.requested, claimed=True)
+                              should_stop=lambda: stop.requested, claimed=True, prefetched=prefetched)
     except Superseded as exc:
         log.warning("attempt_superseded", run_id=claim.run_id, attempt=claim.attempt, error=str(exc))
         return EXIT_SUPERSEDED
@@ -208,6 +211,8 @@ def _warm(settings: Settings, services: RunServices, channel: socket.socket) -> 
         log.info("spare_warmup_skipped", step="store", reason=str(exc))
     if select.select([channel], [], [], 0)[0]:
         return  # a claim (or EOF) is here: the rehearsal would only delay it
+    from pipeline.rehearsal import rehearse_document_path  # the stack, imported after the host lock
+
     try:
         rehearse_document_path(settings)
     except (RunnerError, OSError) as exc:  # a slower first fetch, nothing worse: the run still runs

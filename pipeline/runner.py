@@ -109,6 +109,12 @@ class RunOutcome:
         return total
 
 
+def start_document(services: RunServices, request: RunRequest, attempt: int) -> Prefetch[Document]:
+    """Bind the run's log context and start loading its document in a thread (``pipeline.prefetch``)."""
+    bind_run(request.run_id, attempt=attempt)
+    return Prefetch(services.load_document, request.document_url)
+
+
 def execute_run(
     services: RunServices,
     request: RunRequest,
@@ -117,18 +123,19 @@ def execute_run(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     claimed: bool = False,
+    prefetched: Prefetch[Document] | None = None,
 ) -> RunOutcome:
     """Run (or resume) ``request`` as ``attempt``; the outcome is also recorded in the store.
 
     ``should_stop`` is asked between stages: when it says yes (a redeploy is draining the
     host), the run stops with every finished stage saved, to be resumed by a later attempt.
     ``claimed``: a queue claim already started ``attempt`` (the dispatcher's children), so the
-    start is not repeated. The document is loaded in a thread meanwhile (``pipeline.prefetch``).
+    start is not repeated. The document is loaded in a thread meanwhile (``pipeline.prefetch``);
+    ``prefetched``: that load, already started by the caller (``start_document``).
     """
     progress = progress or NoProgress()
     store = services.store
-    bind_run(request.run_id, attempt=attempt)
-    document_loading = Prefetch(services.load_document, request.document_url)
+    document_loading = prefetched if prefetched is not None else start_document(services, request, attempt)
     if not claimed:
         store.apply(StartAttempt(request.run_id, attempt))
     done = store.load_stage_outputs(request.run_id)
