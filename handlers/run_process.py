@@ -4,9 +4,10 @@ A fresh fork pays, between the claim and its first stage, for the fork itself, f
 adapters (in DATABASE_ONLY and DUAL_WRITE a new connection to a new PostgreSQL backend, whose
 first statements load its catalogue caches) and for the copy-on-write faults of whatever it
 touches first. A **spare** pays all of that before any run exists: the dispatcher forks it while
-idle, it builds its adapters and reads a run that does not exist (opening and warming the
-connection), then waits on a socket. A claim handed to it starts at once; the dispatcher then
-forks the next spare.
+idle, it builds its adapters, reads a run that does not exist (opening and warming the
+connection) and rehearses a run's document path on the loopback (pipeline.rehearsal: the first
+fetch and gate in a forked process cost 2-3 times the next ones), then waits on a socket. A
+claim handed to it starts its fetch at once; the dispatcher forks the next spare soon after.
 
 Either way the process runs exactly one claimed attempt (``run_claim``) and exits with its code.
 A spare that is never handed a claim exits 0 on EOF (the dispatcher closed its end), and with
