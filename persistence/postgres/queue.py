@@ -42,7 +42,6 @@ def leases(conn: Conn) -> list[Lease]:
     return [Lease(r["id"], r["attempt"], r["leaseOwner"], r["leaseExpiresAt"]) for r in rows]
 
 
-
 def request_from_row(row: DictRow) -> RunRequest:
     """The run's request from a PipelineRun row (a read, or a claim's RETURNING)."""
     return RunRequest(run_id=row["id"], company_id=row["companyId"], user_id=row["userId"],

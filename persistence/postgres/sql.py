@@ -126,10 +126,9 @@ SET status = 'FAILED',
 WHERE id = %(run_id)s AND "writeSeq" <= %(seq)s
 """
 
-# A whole snapshot (idempotent), refused by _fence for a superseded attempt.
-# One statement, fenced like SAVE_STAGE_ONE: it returns the run's attempt (none: unknown run),
-# and updates only when that attempt is not newer than the writer's. A run's first write after
-# its claim, so one round trip instead of BEGIN, LOCK_RUN, UPDATE and COMMIT.
+# A whole snapshot (idempotent) in one statement, fenced like SAVE_STAGE_ONE: it returns the
+# run's attempt (none: unknown run), and updates only when that attempt is not newer than the
+# writer's. A run's first write after its claim: one round trip, not BEGIN, lock, UPDATE, COMMIT.
 RECORD_USAGE_ONE = """
 WITH run AS (
     SELECT id, attempt FROM "PipelineRun" WHERE id = %(run_id)s FOR UPDATE

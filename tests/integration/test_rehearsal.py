@@ -14,7 +14,6 @@ from config.errors import InvalidInput
 from config.log import configure_logging, get_logger
 from config.settings import Settings
 from pipeline import rehearsal
-from pipeline.fetch import fetch_document
 
 
 @pytest.fixture
@@ -31,10 +30,6 @@ def test_it_fetches_parses_and_gates_the_sample_under_production_blob_rules(log_
     document = rehearsal.rehearse_document_path(settings)
     assert document.name == rehearsal.SAMPLE.name
     assert document.language == "en" and document.relevance is not None and document.words > 500
-    # Under those same rules a run could never fetch from the loopback: the rehearsal's
-    # exception is its own, it does not loosen the settings it was given.
-    with pytest.raises(InvalidInput, match="not allowed"):
-        fetch_document(settings, "http://127.0.0.1:9/outdoor-gear-circularity.txt")
 
 
 def test_it_logs_nothing_and_leaves_logging_as_it_found_it(log_lines: io.StringIO) -> None:
@@ -46,11 +41,11 @@ def test_it_logs_nothing_and_leaves_logging_as_it_found_it(log_lines: io.StringI
     assert line["message"] == "after_the_rehearsal"
 
 
-def test_an_error_is_raised_with_logging_restored(log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_sample_is_an_os_error_the_spare_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    # handlers/run_process.py catches RunnerError and OSError and logs spare_warmup_skipped.
     monkeypatch.setattr(rehearsal, "SAMPLE", rehearsal.SAMPLE.with_name("no-such-sample.txt"))
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):
         rehearsal.rehearse_document_path(Settings(enable_database_writes=False))
-    assert logging.root.manager.disable == logging.NOTSET
 
 
 def test_a_fetch_error_inside_the_quiet_block_is_raised_with_logging_restored(log_lines: io.StringIO) -> None:
