@@ -18,7 +18,8 @@ probe); it is rewritten, under an exclusive ``flock`` on ``breaker.lock``, only 
 changes. The sliding-window statistics (consecutive failures, failure and slow-call windows)
 live in memory per process: each process trips on its own window, then shares the OPEN state
 with every other one. A successful call in the closed state therefore costs one ``stat`` of the
-file (the parsed state is cached by inode, mtime and size) and takes no lock and writes nothing.
+file, when it is allowed (the parsed state is cached by inode, mtime and size, and the call's
+success is counted against it), and takes no lock and writes nothing.
 The file is replaced atomically (temp file + rename) but not fsynced: it is an optimisation,
 and a state lost to a power cut only costs one more probe. The single-probe rule is unchanged:
 the probe is taken and given back under the lock.
@@ -172,9 +173,14 @@ class CircuitBreaker:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read(self) -> dict[str, Any]:
-        """The shared state (do not mutate): one stat, and a parse only when the file changed."""
+    def _read(self, *, fresh: bool = True) -> dict[str, Any]:
+        """The shared state (do not mutate): one stat, and a parse only when the file changed.
+
+        ``fresh=False`` takes the state this process last read, without the stat, when it has one.
+        """
         with self._mutex:
+            if not fresh and self._cached is not None:
+                return self._cached[1]
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
@@ -360,7 +366,9 @@ class CircuitBreaker:
         if at_once is not None:
             return self._open_shared(at_once, only_if_closed=False)
         with self._mutex:
-            doc = self._read()
+            # A call that went well changes nothing shared: the state read when it was allowed
+            # will do, and spares a busy web worker a stat (a turn of the GIL) per call.
+            doc = self._read(fresh=failed or slow)
             if doc["state"] != CLOSED:
                 return doc["state"]  # a call started before the break: only the probe decides
             reason = self._count(doc, self.clock(), failed, slow)
@@ -408,9 +416,12 @@ class CircuitBreaker:
                 log.warning("breaker_probe_released", reason="probe ended without a verdict")
 
     @contextmanager
-    def guard(self) -> Iterator[Permit]:
-        """Run the block as one database call: CircuitOpen if skipped, outcome recorded after."""
-        permit = self.acquire()
+    def guard(self, permit: Permit | None = None) -> Iterator[Permit]:
+        """Run the block as one database call: CircuitOpen if skipped, outcome recorded after.
+
+        ``permit``: one this caller already acquired (and has not used); else one is acquired here.
+        """
+        permit = permit or self.acquire()
         if permit is None:
             raise CircuitOpen(f"database circuit is {self.state()}: skipping the database for now")
         started = self.clock()

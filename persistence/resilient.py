@@ -88,12 +88,14 @@ class ResilientStore(CommandVerbs):
 
     def call_database(self, label: str, call: Callable[[], T]) -> T:
         """One call on the database through the breaker, retried as a whole while transient."""
-        if not self.breaker.would_allow():
+        first = self.breaker.acquire()
+        if first is None:
             # Open (or another process probes): skip at once, without a retry controller.
             raise CircuitOpen(f"database circuit is {self.breaker.state()}: skipping the database for now")
+        unused = [first]  # the first attempt uses it: one read of the breaker's state per call
 
         def attempt() -> T:
-            with self.breaker.guard() as permit:
+            with self.breaker.guard(unused.pop() if unused else None) as permit:
                 result = call()
             if permit.probe and self.breaker.state() == CLOSED:
                 self._closed_now = True  # this call closed the breaker: time to drain the spool
@@ -135,14 +137,15 @@ class ResilientStore(CommandVerbs):
             if known is not None and known != command.request:
                 raise Conflict(f"run {command.run_id} already exists with a different payload; "
                                "use a new run_id for a new run")
-        queued = self._queued_request(command.run_id)
+        pending = self._has_pending(command.run_id)  # looked at once: it costs a stat per webhook
+        queued = self._queued_request(command.run_id) if pending else None
         if queued is not None:
             if queued != command.request:
                 raise Conflict(f"run {command.run_id} already exists with a different payload; "
                                "use a new run_id for a new run")
             created = False  # already journalled: the replay creates it
         else:
-            result = self._record(command)
+            result = self._record(command, pending=pending)
             created = True if result is None else result
             if result is None and known is not None:
                 created = False  # journalled now, but the mirror shows an earlier delivery of it
@@ -162,13 +165,14 @@ class ResilientStore(CommandVerbs):
             self.mirror.apply(command)  # the mirror follows the system of record, which has it
         return result
 
-    def _record(self, command: Command) -> bool | None:
+    def _record(self, command: Command, *, pending: bool | None = None) -> bool | None:
         """Write ``command`` to the database, or journal it; None when it was journalled.
 
+        ``pending``: whether the run has spooled writes, when the caller has just looked.
         RunNotRecorded when neither could take it (the database failed and the spool is unwritable).
         """
         run_id = command.run_id
-        if self._has_pending(run_id):
+        if self._has_pending(run_id) if pending is None else pending:
             # Queue behind the run's earlier spooled writes so replay applies them in order.
             self._journal(command, "run has spooled writes")
             if self.breaker.would_allow():

@@ -13,6 +13,7 @@ A server that is not running fails the test with the command to start it: never 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from psycopg import sql
 
 from persistence.migrations.engine import upgrade
 
+# What conftest files take with ``import *``: the fixtures (helpers are imported by name).
 __all__ = ["database_url", "empty_database_url", "pg_server_url", "pg_template", "url_for_database"]
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -30,6 +32,27 @@ START_HINT = (
     "start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start` "
     "(or point TEST_DATABASE_URL at a PostgreSQL 14+ server whose user may CREATE DATABASE)"
 )
+
+
+def backends(url: str, application_name: str) -> int:
+    """How many sessions of ``application_name`` the database at ``url`` lists now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND application_name = %s", (application_name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for_backends(url: str, application_name: str, at_most: int) -> int:
+    """Wait until at most ``at_most`` sessions of ``application_name`` are listed; return the count.
+
+    A backend leaves pg_stat_activity a moment after its client closes the connection, so a
+    count taken right after close() can still include it. The 30 s bound is a hang guard only.
+    """
+    deadline = time.monotonic() + 30
+    while (count := backends(url, application_name)) > at_most:
+        assert time.monotonic() < deadline, f"{count} {application_name} sessions stayed open (at most {at_most})"
+        time.sleep(0.05)
+    return count
 
 
 def url_for_database(server_url: str, name: str) -> str:

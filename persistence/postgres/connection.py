@@ -12,6 +12,7 @@ and restarts on the next call, so a forked child never inherits a thread or a lo
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -102,6 +103,11 @@ class Watchdog:
     One thread per store and process serves every call (a timer thread per call cost more than
     the call). Arming and firing happen under one lock, so a call that finishes in time is never
     cut. ``pause`` stops the thread while nothing is armed; the next ``arm`` starts it again.
+
+    The thread sleeps until the earliest deadline it knows of and is woken only for an earlier
+    one. Calls share one deadline, so a new call's is almost always later: a busy web worker
+    arms thousands of calls a second without waking the thread, whose every wake-up costs a
+    context switch and a turn of the GIL taken from the calls.
     """
 
     def __init__(self) -> None:
@@ -110,6 +116,7 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._stop = False
+        self._wake_at = math.inf  # when the thread wakes next by itself (inf: only when notified)
         _WATCHDOGS.add(self)
 
     def arm(self, conn: Conn, seconds: float) -> _Arm:
@@ -119,10 +126,13 @@ class Watchdog:
             if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 # First use, after a pause, or a forked child (threads do not survive fork).
                 self._pid, self._armed, self._stop = os.getpid(), set(), False
+                self._wake_at = math.inf
                 self._thread = threading.Thread(target=self._watch, name="db-watchdog", daemon=True)
                 self._thread.start()
             self._armed.add(arm)
-            self._cond.notify()
+            if arm.deadline < self._wake_at:
+                self._wake_at = arm.deadline  # so that calls armed before it wakes do not notify again
+                self._cond.notify()
         return arm
 
     def disarm(self, arm: _Arm) -> None:
@@ -148,8 +158,8 @@ class Watchdog:
                     self._armed.discard(arm)
                     arm.fired = True
                     _cut(arm.conn)
-                upcoming = min((a.deadline for a in self._armed), default=None)
-                self._cond.wait(None if upcoming is None else max(0.0, upcoming - now))
+                self._wake_at = min((a.deadline for a in self._armed), default=math.inf)
+                self._cond.wait(None if self._wake_at == math.inf else max(0.0, self._wake_at - now))
 
 
 def _cut(conn: Conn) -> None:
@@ -161,6 +171,29 @@ def _cut(conn: Conn) -> None:
             sock.shutdown(socket.SHUT_RDWR)
     except (OSError, psycopg.Error):
         pass  # already closed: the call is failing on its own
+
+
+class _Watched:
+    """The watchdog cuts ``conn`` past ``deadline``; the error that causes becomes DeadlineExceeded.
+
+    A class, not a generator: it wraps every database call, and a generator context manager
+    costs several times as much.
+    """
+
+    __slots__ = ("_action", "_arm", "_watchdog")
+
+    def __init__(self, watchdog: Watchdog, conn: Conn, action: str, deadline: float) -> None:
+        self._watchdog = watchdog
+        self._action = action
+        self._arm = watchdog.arm(conn, deadline)
+
+    def __enter__(self) -> _Arm:
+        return self._arm
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._watchdog.disarm(self._arm)
+        if self._arm.fired and isinstance(exc, psycopg.Error | OSError):
+            raise DeadlineExceeded(self._action) from exc
 
 
 class _Slot:
@@ -239,6 +272,9 @@ class Connections:
                 conn.close()
 
     def _get_pool(self) -> ConnectionPool[Conn]:
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            return pool  # the webhook's path: no lock once the pool is open
         with self._slots_lock:
             if self._pool is None or self._pool_pid != os.getpid():
                 # A forked child never touches its parent's pool: its threads did not survive the fork.
@@ -251,28 +287,6 @@ class Connections:
             return self._pool
 
     @contextmanager
-    def _pooled(self, action: str, deadline: float) -> Iterator[Conn]:
-        # Waiting for a free connection is bounded like connecting: a database that is down fails
-        # fast (and opens the breaker) instead of holding the request for the whole deadline.
-        with (wrap_exceptions(action, url=self.url, deadline_s=deadline),
-              self._get_pool().connection(timeout=self.timeouts.connect_s) as conn,
-              self._watched(conn, action, deadline)):
-            yield conn  # a connection the watchdog cut is broken: the pool discards it
-
-    @contextmanager
-    def _watched(self, conn: Conn, action: str, deadline: float) -> Iterator[_Arm]:
-        """The watchdog cuts ``conn`` past ``deadline``; the error it causes becomes DeadlineExceeded."""
-        arm = self._watchdog.arm(conn, deadline)
-        try:
-            yield arm
-        except (psycopg.Error, OSError) as exc:
-            if arm.fired:
-                raise DeadlineExceeded(action) from exc
-            raise
-        finally:
-            self._watchdog.disarm(arm)
-
-    @contextmanager
     def session(self, action: str, deadline_s: float | None = None) -> Iterator[Conn]:
         """One bounded call on an autocommit connection, with errors translated.
 
@@ -280,8 +294,20 @@ class Connections:
         """
         deadline = self.timeouts.deadline_s if deadline_s is None else deadline_s
         if self._pool_size:
-            with self._pooled(action, deadline) as conn:
-                yield conn
+            # One generator and no lock for the checkout and the return: the pool's own
+            # connection() and nested generator context managers cost as much as the webhook's INSERT.
+            with wrap_exceptions(action, url=self.url, deadline_s=deadline):
+                pool = self._get_pool()
+                # Waiting for a free connection is bounded like connecting: a database that is down
+                # fails fast (and opens the breaker) instead of holding the request for the whole deadline.
+                conn = pool.getconn(timeout=self.timeouts.connect_s)
+                try:
+                    with _Watched(self._watchdog, conn, action, deadline):
+                        yield conn
+                finally:
+                    # The pool rolls back a connection left in a transaction and discards a broken
+                    # one (a connection the watchdog cut is).
+                    pool.putconn(conn)
             return
         slot = self._slot()
         with wrap_exceptions(action, url=self.url, deadline_s=deadline):
@@ -291,7 +317,7 @@ class Connections:
                 conn = self._connection(slot)
                 arm = None
                 try:
-                    with self._watched(conn, action, deadline) as arm:
+                    with _Watched(self._watchdog, conn, action, deadline) as arm:
                         yield conn
                 finally:
                     if (arm is not None and arm.fired) or conn.closed or conn.broken:

@@ -93,6 +93,7 @@ class Journal:
         self.dir = spool_dir
         self.dead_dir = spool_dir / DEAD_DIR
         self.runs_dir = spool_dir / RUNS_DIR
+        self._run_marker_prefix = f"{self.runs_dir}{os.sep}"  # has_pending joins strings: no Path per webhook
         self._indexed = False
 
     @contextmanager
@@ -234,7 +235,7 @@ class Journal:
             self._index()
         except OSError:
             return bool(self._names(run_id))  # the index cannot be built (a full disk): list instead
-        return (self.runs_dir / run_id).exists()
+        return os.path.exists(self._run_marker_prefix + run_id)
 
     def any_pending(self) -> bool:
         """True if any record waits; stops at the first one found."""

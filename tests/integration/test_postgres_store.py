@@ -20,6 +20,7 @@ from config.errors import Conflict, SchemaMismatch, StoreError, StoreUnavailable
 from persistence.commands import RecordUsage
 from persistence.files import FileStore
 from persistence.postgres import DbTimeouts, PostgresStore, is_transient
+from persistence.postgres.connection import APPLICATION_NAME
 from persistence.records import (
     FinalReport,
     OpportunityCard,
@@ -31,6 +32,7 @@ from persistence.records import (
     StageResult,
 )
 from tests.known import known
+from tests.pgfixtures import wait_for_backends
 
 FAST = DbTimeouts(connect_s=2, statement_s=5, lock_s=2, deadline_s=5)
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -401,10 +403,7 @@ def test_with_a_connection_per_thread_each_thread_uses_its_own_and_close_release
     assert len(set(backends)) == 4
     assert all(store.get_run(f"t{n}") is not None for n in range(4))
     store.close()
-    with psycopg.connect(database_url) as conn:
-        left = known(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                  "'innovation-runner' AND datname = current_database()").fetchone())[0]
-    assert left == 0
+    wait_for_backends(database_url, APPLICATION_NAME, at_most=0)
 
 
 def test_connections_of_finished_threads_are_closed_not_leaked(database_url):
@@ -418,10 +417,7 @@ def test_connections_of_finished_threads_are_closed_not_leaked(database_url):
         thread.start()
         thread.join(timeout=30)
     store.ping(5.0)  # a new slot in this thread reclaims the dead threads' connections
-    with psycopg.connect(database_url) as conn:
-        open_now = known(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                      "'innovation-runner' AND datname = current_database()").fetchone())[0]
-    assert open_now <= 2  # this thread's, and at most the last prober's
+    wait_for_backends(database_url, APPLICATION_NAME, at_most=2)  # this thread's, and at most the last prober's
     store.close()
 
 

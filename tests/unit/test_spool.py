@@ -380,6 +380,26 @@ def test_no_store_error_reaches_the_run(tmp_path: Path, db: FakeDatabase, error:
     assert store.spool.count() + len(list(store.spool.dead())) == 8
 
 
+def test_a_new_run_looks_at_the_breaker_and_the_spool_once_each(tmp_path: Path, db: FakeDatabase,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every webhook takes this path; each stat hands the GIL to another request thread.
+    store = resilient(tmp_path, db)
+    store.create_run(request("run-0"))  # the breaker writes its closed state once
+    looked: list[Path] = []
+    real_stat = os.stat
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(Path(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    assert store.create_run(request("run-1")) is True
+    monkeypatch.undo()
+    assert looked.count(store.breaker.path) == 1
+    assert len([p for p in looked if tmp_path / "spool" in (p, *p.parents)]) == 1
+    assert db.calls[-1] == ("create_run", "run-1")
+
+
 def test_reads_lay_the_spooled_writes_over_the_database(tmp_path: Path, db: FakeDatabase) -> None:
     store = resilient(tmp_path, db, policy=BreakerPolicy(consecutive_failures=5))
     store.create_run(request())
