@@ -57,6 +57,10 @@ def configure_logging(
     if copy_to is not None:
         copy_log_to(copy_to)
     root.setLevel(level)
+    # No line names its caller's file, thread or process: skip looking them up for every record
+    # (the logging HOWTO's "Optimization" section). The web worker writes a line per request.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # Quiet libraries that narrate every connection at INFO.
     for noisy in ("urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

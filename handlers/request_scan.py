@@ -16,6 +16,13 @@ MAX_BODY_BYTES = 64 * 1024  # handlers.app.MAX_BODY_BYTES: the largest body any 
 # Chunk framing may add to a body; four times the body is far more than any real client's.
 MAX_WIRE_BYTES = MAX_HEAD_BYTES + 4 * MAX_BODY_BYTES
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# The header lines that delimit a body, found in one C-level pass over the head: each is a line
+# whose name, stripped as bytes.strip() strips, is one of the two, and its value up to the line's
+# end. The request line never matches (no CRLF before it). Looping over every line in Python
+# cost as much as the rest of the event loop's work per request.
+_WS = rb"(?:[ \t\n\x0b\x0c]|\r(?!\n))*"  # what bytes.strip() strips, never across a line's CRLF
+FRAMING_HEADERS = re.compile(rb"\r\n" + _WS + rb"(content-length|transfer-encoding)" + _WS + rb":(.*?)(?=\r\n|\Z)",
+                             re.IGNORECASE | re.DOTALL)
 _MAX_CHUNK_LINE = 1024
 
 
@@ -55,12 +62,10 @@ class RequestScan:
         """Note how the body is delimited; an error status when that is ambiguous or too large."""
         lengths: set[str] = set()
         codings: list[bytes] = []
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
+        for name, value in FRAMING_HEADERS.findall(head):
+            if len(name) == len(b"content-length"):
                 lengths.add(value.strip().decode("latin-1"))
-            elif name == b"transfer-encoding":
+            else:
                 codings += [coding.strip().lower() for coding in value.split(b",")]
         if codings:
             # Both lengths, or a body only the connection's end delimits: request smuggling.

@@ -66,6 +66,7 @@ class _Reading:
     scan: RequestScan = field(default_factory=RequestScan)
     closing: bool = False  # answered and half-closed: reading only to let the answer arrive
     drained: int = 0  # bytes discarded while closing
+    registered: bool = False  # on the poller (a request read at once never is)
 
 
 def read_timeout() -> float:
@@ -106,6 +107,16 @@ class FrontedThreadWorker(ThreadWorker):
             self._finish(conn, state, verdict)
             return
         self.reading[conn] = state
+        # A kept-alive connection comes here because it became readable, so its request is
+        # usually all there: read it now, not after another turn of the event loop (and two
+        # more epoll_ctl calls).
+        self._on_readable(conn, conn.sock)
+        if self.reading.get(conn) is state:
+            self._watch(conn, state)
+
+    def _watch(self, conn: Any, state: _Reading) -> None:
+        """Read ``conn`` when it becomes readable."""
+        state.registered = True
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: Any, sock: socket.socket) -> None:
@@ -146,9 +157,10 @@ class FrontedThreadWorker(ThreadWorker):
         super().enqueue_req(conn)
 
     def _forget(self, conn: Any) -> None:
-        self.reading.pop(conn, None)
-        with contextlib.suppress(KeyError, ValueError, OSError):  # already unregistered, or closed
-            self.poller.unregister(conn.sock)
+        state = self.reading.pop(conn, None)
+        if state is not None and state.registered:
+            with contextlib.suppress(KeyError, ValueError, OSError):  # closed meanwhile
+                self.poller.unregister(conn.sock)
 
     def _refuse(self, conn: Any, status: int) -> None:
         """Answer ``status`` as JSON, half-close, and linger on the event loop until the client hangs up."""
@@ -161,8 +173,8 @@ class FrontedThreadWorker(ThreadWorker):
         except OSError:  # the client is gone or not reading: closing is all that is left
             self._close(conn)
             return
-        self.reading[conn] = _Reading(time.monotonic() + LINGER_S, closing=True)
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        state = self.reading[conn] = _Reading(time.monotonic() + LINGER_S, closing=True)
+        self._watch(conn, state)
 
     def _close(self, conn: Any) -> None:
         self.nr_conns -= 1

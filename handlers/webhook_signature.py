@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import time
@@ -40,6 +41,7 @@ class SignatureError(RunnerError):
         self.reason = reason
 
 
+@functools.lru_cache(maxsize=8)  # every webhook needs it, and a process holds one or two secrets
 def secret_key(secret: str) -> bytes:
     """The HMAC key for ``secret``: the base64 after an optional ``whsec_``; missing padding is restored."""
     encoded = secret.removeprefix(SECRET_PREFIX)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from handlers.request_scan import MAX_BODY_BYTES, RequestScan
+from handlers.request_scan import FRAMING_HEADERS, MAX_BODY_BYTES, RequestScan
 
 HEAD = b"POST /run HTTP/1.1\r\nHost: runner\r\n"
 
@@ -47,3 +49,28 @@ def test_whole_and_byte_by_byte_give_the_same_verdict(request_bytes: bytes, verd
 ])
 def test_an_unfinished_request_waits(partial: bytes) -> None:
     assert RequestScan().add(partial) is None
+
+
+def framing_by_lines(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The obvious reading the regex replaced: every line after the first, name stripped and lowered."""
+    found = []
+    for line in head.split(b"\r\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() in (b"content-length", b"transfer-encoding"):
+            found.append((name.strip().lower(), value))
+    return found
+
+
+# Header lines built from the bytes that could make the two readings differ.
+PIECES = st.sampled_from([b"\r\n", b"\r", b"\n", b" ", b"\t", b"\x0b", b"\x0c", b":", b",", b"5", b"x",
+                          b"Content-Length", b"content-length", b"Transfer-Encoding", b"TRANSFER-encoding",
+                          b"chunked", b"Host: runner"])
+
+
+@settings(max_examples=3000)  # the first regex differed from this reading only on rare inputs
+@given(st.lists(PIECES, max_size=30))
+def test_the_framing_headers_are_the_ones_a_line_by_line_reading_finds(pieces: list[bytes]) -> None:
+    head = b"POST /run HTTP/1.1" + b"".join(pieces)
+    head = head.split(b"\r\n\r\n")[0]  # a head never holds an empty line
+    found = [(name.lower(), value) for name, value in FRAMING_HEADERS.findall(head)]
+    assert found == framing_by_lines(head)
