@@ -2,9 +2,10 @@
 
 A run process marks each stage as it starts (``StageMarker``, a ``Progress`` that writes one
 small file per run under the state folder). The dispatcher's loop calls ``Watchdog.check`` on
-every tick: a run whose current stage (or document intake, before stage 1) has run longer than
-STAGE_TIMEOUT_SECONDS is killed with its whole process group, which includes a PDF extraction
-child. Its lease would otherwise be renewed forever, holding one of MAX_CONCURRENT_RUNS slots.
+every tick, and the marks are read at most every LOOK_EVERY_S: a run whose current stage (or
+document intake, before stage 1) has run longer than STAGE_TIMEOUT_SECONDS is killed with its
+whole process group, which includes a PDF extraction child. Its lease would otherwise be
+renewed forever, holding one of MAX_CONCURRENT_RUNS slots.
 
 When a run process exits abnormally, ``Watchdog.explain`` says why in words a person reads in
 the status API: the watchdog's timeout (code STAGE_TIMEOUT), or the signal or exit code, whether
@@ -35,6 +36,10 @@ from persistence.records import STAGE_NAMES
 log = get_logger(__name__)
 
 INTAKE = 0  # the document fetch and text extraction, before stage 1
+# How often the marks of known runs are read again. The loop ticks on every webhook's wake-up
+# (thousands a second in a burst) and a stage lasts seconds: a read per tick was half of the
+# dispatcher's CPU under load. A new run is still looked at on its first tick.
+LOOK_EVERY_S = 0.25
 # cgroup v2, then v1: the kernel counts OOM kills of the container here.
 OOM_COUNTERS = (Path("/sys/fs/cgroup/memory.events"), Path("/sys/fs/cgroup/memory/memory.oom_control"))
 
@@ -101,10 +106,15 @@ class Watchdog:
 
     settings: Settings
     watches: dict[tuple[str, int], _Watch] = field(default_factory=dict)
+    next_look: float = 0.0  # monotonic time the known runs' marks are next read
 
     def check(self, children: Mapping[int, ChildLike]) -> None:
         """Called on every dispatcher tick: start clocks for new stages, kill overdue runs."""
         now = time.monotonic()
+        if now < self.next_look and all((c.claim.run_id, c.claim.attempt) in self.watches
+                                        for c in children.values()):
+            return
+        self.next_look = now + LOOK_EVERY_S
         limit = self.settings.stage_timeout_seconds
         for pid, child in children.items():
             claim = child.claim
@@ -125,8 +135,9 @@ class Watchdog:
     def explain(self, claim: Claim, status: int) -> tuple[str, str, int]:
         """(code, cause, stage) for a run process that exited with wait ``status``; forgets the run."""
         watch = self.watches.pop((claim.run_id, claim.attempt), None)
+        # The mark as the process left it: the watch may be up to LOOK_EVERY_S behind.
+        stage = self._current_stage(claim, unknown=watch.stage if watch else INTAKE)
         mark_path(self.settings, claim.run_id).unlink(missing_ok=True)
-        stage = watch.stage if watch else self._current_stage(claim)
         if watch is not None and watch.timed_out:
             return STAGE_TIMEOUT, watch.timed_out, stage
         death = describe_death(status, watch.oom_kills if watch else None)
@@ -137,11 +148,11 @@ class Watchdog:
         self.watches.pop((claim.run_id, claim.attempt), None)
         mark_path(self.settings, claim.run_id).unlink(missing_ok=True)
 
-    def _current_stage(self, claim: Claim) -> int:
+    def _current_stage(self, claim: Claim, unknown: int = INTAKE) -> int:
         try:
             mark = json.loads(mark_path(self.settings, claim.run_id).read_bytes())
         except (OSError, ValueError):
-            return INTAKE  # not written yet: the process is still starting
+            return unknown  # not written yet (the process is still starting), or unreadable
         return int(mark["stage"]) if mark.get("attempt") == claim.attempt else INTAKE
 
 
