@@ -1,16 +1,18 @@
 """The web benchmark's floor: the least a Flask app on our gunicorn settings can do per webhook.
 
-One endpoint, ``POST /run``: read the JSON body, do ONE ``INSERT`` through a connection taken
-from a small per-process pool, answer 202. No signature check, no validation, no logging, no
-dispatcher. bench/webhook.py serves it with gunicorn on the same settings as ours (gthread,
-2 workers, 8 threads) and reports our figures as multiples of its figures.
+One endpoint, ``POST /run``: read the JSON body, do ONE ``INSERT`` of the same row into the same
+table as ours (``"PipelineRun"``, in a database migrated like ours, with its indexes), through
+a connection taken from a small per-process pool, answer 202. No signature check, no
+validation, no logging, no dispatcher, and no answer to a repeated run_id (it is ignored).
+bench/webhook.py serves it with gunicorn on the same settings as ours (gthread, 2 workers,
+8 threads) and reports our figures as multiples of its figures.
 
 The pool is a ``queue.Queue`` of psycopg connections (``ConnectionQueue``), one per gunicorn
 thread, opened lazily in each worker after the fork and kept open: no health checks, no
-resizing, no reconnects. psycopg_pool is not installed; this is the simplest honest stand-in.
+resizing, no reconnects. It is the simplest honest stand-in for a pool.
 
-Environment: ``FLOOR_DATABASE_URL`` (the database holding the ``bench_floor`` table,
-created by bench/webhook.py), ``FLOOR_POOL_SIZE`` (default 8, gunicorn's thread count).
+Environment: ``FLOOR_DATABASE_URL`` (a migrated database of its own, so the two apps' rows and
+index pages never mix), ``FLOOR_POOL_SIZE`` (default 8, gunicorn's thread count).
 """
 
 from __future__ import annotations
@@ -25,13 +27,12 @@ from typing import Any
 import psycopg
 from flask import Flask, request
 
-CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS bench_floor (
-    run_id text PRIMARY KEY,
-    received_at timestamptz NOT NULL DEFAULT now()
-)
+# The row persistence.postgres.sql.CREATE_RUN_ONCE inserts for a new run, without its RETURNING.
+INSERT = """
+INSERT INTO "PipelineRun" (id, "userId", "companyId", "documentUrl", status, attempt, "writeSeq")
+VALUES (%(run_id)s, %(user_id)s, %(company_id)s, %(blob_url)s, 'QUEUED', 0, 0)
+ON CONFLICT (id) DO NOTHING
 """
-INSERT = "INSERT INTO bench_floor (run_id) VALUES (%(run_id)s) ON CONFLICT (run_id) DO NOTHING"
 
 
 class ConnectionQueue:
@@ -67,9 +68,10 @@ def create_app() -> Flask:
 
     @app.post("/run")
     def post_run() -> tuple[dict[str, str], int]:
-        run_id = str(request.get_json(force=True)["run_id"])
+        body = request.get_json(force=True)
+        row = {key: str(body[key]) for key in ("run_id", "user_id", "company_id", "blob_url")}
         with pool.connection() as conn:
-            conn.execute(INSERT, {"run_id": run_id})
-        return {"run_id": run_id, "status": "QUEUED"}, 202
+            conn.execute(INSERT, row)
+        return {"run_id": row["run_id"], "status": "QUEUED"}, 202
 
     return app

@@ -8,7 +8,8 @@ signed webhooks, each with a new run_id, over ``--concurrency`` keep-alive conne
 unmeasured warm-up). Figures are medians over the rounds; each ratio is ours over the floor of
 the same round (the median of those is reported):
 
-* floor: bench/floor_app.py (Flask, one pooled INSERT) on gunicorn gthread, 2 workers, 8 threads;
+* floor: bench/floor_app.py (Flask, one pooled INSERT of the same row into the same table, in a
+  throwaway migrated database of its own) on gunicorn gthread, 2 workers, 8 threads;
 * ours in FILE_ONLY, and ours in DATABASE_ONLY on a throwaway migrated database: gunicorn with
   handlers/gunicorn.conf.py (gthread, WEB_CONCURRENCY=2, 8 threads), whose master starts the
   run dispatcher as in production.
@@ -575,19 +576,12 @@ def main(argv: list[str] | None = None) -> int:
         args.client = "wrk" if shutil.which("wrk") else "python"
 
     sys.path.insert(0, str(REPO))
-    from bench.floor_app import CREATE_TABLE
     from config.log import configure_logging
     from persistence.migrate import upgrade
     from tests.blobserver import start_blob_server
     from tests.e2e.webserver import GUNICORN, start_gunicorn
 
     configure_logging("WARNING")  # the migrations of the throwaway database narrate at INFO
-
-    def floor_setup(url: str) -> None:
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(CREATE_TABLE)
 
     def count_rows(url: str, table: str) -> Callable[[], int]:
         def count() -> int:
@@ -609,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(blob.close)
         stack.callback(blob.gate.set)  # runs after the servers stop: held fetches end (404) at once
         blob_url = blob.url("/gated/report.txt")
-        floor_url = stack.enter_context(database(args.database_url, f"bench_floor_{tag}", floor_setup))
+        floor_url = stack.enter_context(database(args.database_url, f"bench_floor_{tag}", upgrade))
         ours_url = stack.enter_context(database(args.database_url, f"bench_webhook_{tag}", upgrade))
         (tmp / "floor.conf.py").write_text(FLOOR_CONF)
         floor_cmd = [str(GUNICORN), "-c", str(tmp / "floor.conf.py"), "bench.floor_app:create_app()"]
@@ -632,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.concurrency}, client {args.client}, warm-up {args.warmup}, {args.rounds} round(s) of floor, "
               "FILE_ONLY, DATABASE_ONLY; blob_url = local /gated/ route (held shut)", flush=True)
         for n in range(args.rounds):  # interleaved, so a noisy neighbour hits every server alike
-            targets = {"floor": (floor(f"floor-{n}"), count_rows(floor_url, "bench_floor")),
+            targets = {"floor": (floor(f"floor-{n}"), count_rows(floor_url, "PipelineRun")),
                        "file_only": (ours(f"file-{n}", None), run_dirs(f"file-{n}")),
                        "database_only": (ours(f"db-{n}", ours_url), count_rows(ours_url, "PipelineRun"))}
             for name, (start, count) in targets.items():
