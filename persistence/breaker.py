@@ -177,18 +177,21 @@ class CircuitBreaker:
         """The shared state (do not mutate): one stat, and a parse only when the file changed.
 
         ``fresh=False`` takes the state this process last read, without the stat, when it has one.
+        The usual case (the file has not changed) takes no lock: the stat releases the GIL, and
+        a lock held across it made the web worker's threads queue behind each other.
         """
-        with self._mutex:
-            if not fresh and self._cached is not None:
-                return self._cached[1]
-            try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
+        cached = self._cached  # one consistent (key, doc, handle), whatever other threads do
+        if not fresh and cached is not None:
+            return cached[1]
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            with self._mutex:
                 self._remember(None, None, None)
                 return self._initial()
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            if self._cached is not None and self._cached[0] == key:
-                return self._cached[1]
+        if cached is not None and cached[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
+            return cached[1]
+        with self._mutex:
             try:
                 handle = open(self.path, "rb")  # noqa: SIM115 (kept open in the cache)
             except FileNotFoundError:
