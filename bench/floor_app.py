@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from flask import Flask, request
 
+READY_MARK = "floor_app_ready"
 # The row persistence.postgres.sql.CREATE_RUN_ONCE inserts for a new run, without its RETURNING.
 INSERT = """
 INSERT INTO "PipelineRun" (id, "userId", "companyId", "documentUrl", status, attempt, "writeSeq")
@@ -74,4 +75,5 @@ def create_app() -> Flask:
             conn.execute(INSERT, row)
         return {"run_id": row["run_id"], "status": "QUEUED"}, 202
 
+    print(READY_MARK, flush=True)  # bench/webhook.py waits for one per worker before loading the server
     return app

@@ -67,6 +67,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 API_TOKEN = "bench-status-token"
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+WORKERS = 2  # gunicorn workers of every server: FLOOR_CONF's, and WEB_CONCURRENCY's default for ours
+READY_MARKS = ("web_app_ready", "floor_app_ready")  # one line per worker that has loaded its app
 # The floor's gunicorn settings: what handlers/gunicorn.conf.py sets, minus our logger and hooks.
 FLOOR_CONF = """\
 import os
@@ -244,6 +246,20 @@ def wait_for_dispatcher(server: WebServer, seconds: float = 30) -> None:
     while not any(line.get("message") == "dispatcher_started" for line in server.log_lines()):
         if time.monotonic() > deadline:
             raise RuntimeError(f"no dispatcher_started line within {seconds:g} s")
+        time.sleep(0.05)
+
+
+def wait_for_workers(server: WebServer, count: int = WORKERS, seconds: float = 60) -> None:
+    """Wait until each of the ``count`` workers has loaded its app (its ready line is in the log).
+
+    A kept-alive connection stays with the worker that accepted it: a load started while one
+    worker still loaded ran on the other alone, at half the throughput. The first worker answers
+    /health (all start_gunicorn waits for) up to a second before the second one has loaded ours.
+    """
+    deadline = time.monotonic() + seconds
+    while sum(server.log_path.read_text().count(mark) for mark in READY_MARKS) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {count} workers loaded the app within {seconds:g} s")
         time.sleep(0.05)
 
 
@@ -516,6 +532,7 @@ def run_target(label: str, start: Callable[[], WebServer], args: argparse.Namesp
     load_before = os.getloadavg()[0]  # other work on the machine shows here (and in machine_busy)
     server = start()
     try:
+        wait_for_workers(server)
         if label != "floor":
             wait_for_dispatcher(server)
         port = int(urlsplit(server.base).port or 0)
