@@ -92,10 +92,10 @@ class ResilientStore(CommandVerbs):
         if first is None:
             # Open (or another process probes): skip at once, without a retry controller.
             raise CircuitOpen(f"database circuit is {self.breaker.state()}: skipping the database for now")
-        unused = [first]  # the first attempt uses it: one read of the breaker's state per call
+        permits = iter([first])  # the first attempt uses it: one read of the breaker's state per call
 
         def attempt() -> T:
-            with self.breaker.guard(unused.pop() if unused else None) as permit:
+            with self.breaker.guard(next(permits, None)) as permit:
                 result = call()
             if permit.probe and self.breaker.state() == CLOSED:
                 self._closed_now = True  # this call closed the breaker: time to drain the spool
@@ -172,7 +172,9 @@ class ResilientStore(CommandVerbs):
         RunNotRecorded when neither could take it (the database failed and the spool is unwritable).
         """
         run_id = command.run_id
-        if self._has_pending(run_id) if pending is None else pending:
+        if pending is None:
+            pending = self._has_pending(run_id)
+        if pending:
             # Queue behind the run's earlier spooled writes so replay applies them in order.
             self._journal(command, "run has spooled writes")
             if self.breaker.would_allow():
