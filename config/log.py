@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 import structlog.tracebacks
+
+# The JSON renderer of the chain, shared with info_line so both serialise values alike.
+_JSON_RENDERER = structlog.processors.JSONRenderer(sort_keys=False)
+# The handler configure_logging installed when it writes JSON to one stream (info_line's shortcut).
+_json_handler: logging.StreamHandler[TextIO] | None = None
 
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -32,12 +38,13 @@ def configure_logging(
     ``copy_to`` also appends every JSON line to a file: a run subprocess keeps one so that, if
     it dies, the dispatcher can quote its last lines in the run's error.
     """
+    global _json_handler
     stream = stream or sys.stdout
     if json is None:
         json = not stream.isatty()
     renderer: Any
     if json:
-        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        renderer = _JSON_RENDERER
         # Locals stay out of tracebacks: they can hold secrets and connection strings.
         tracebacks = structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
@@ -54,6 +61,7 @@ def configure_logging(
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    _json_handler = handler if json else None
     if copy_to is not None:
         copy_log_to(copy_to)
     root.setLevel(level)
@@ -71,6 +79,51 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def info_line(name: str, event: str, **fields: Any) -> None:
+    """``get_logger(name).info(event, **fields)``, at a third of the cost when logging allows it.
+
+    For a line written per request (gunicorn's access line): the structlog → logging → formatter
+    chain spends most of its time on objects the line never shows. While logging is as
+    configure_logging left it (JSON on one stream, nothing in between that filters or adds a
+    handler), the line is built here, keys in the chain's order (fields, bound context, logger,
+    level, timestamp, message), rendered by the chain's own renderer and written under the
+    handler's lock. Otherwise the chain writes it. tests/unit/test_log.py checks the two lines
+    are the same.
+    """
+    handler = _json_handler
+    logger = logging.getLogger(name)
+    if handler is None or not logger.isEnabledFor(logging.INFO) or not _reaches_only(logger, handler):
+        get_logger(name).info(event, **fields)
+        return
+    for key, value in structlog.contextvars.get_contextvars().items():
+        fields.setdefault(key, value)
+    fields.update(logger=name, level="info",
+                  timestamp=datetime.now(tz=UTC).isoformat().replace("+00:00", "Z"), message=event)
+    line = str(_JSON_RENDERER(None, "info", fields)) + handler.terminator  # json.dumps: always str
+    handler.acquire()
+    try:
+        handler.stream.write(line)
+        handler.flush()
+    except RecursionError:  # as logging.StreamHandler.emit does
+        raise
+    except Exception:  # noqa: BLE001 - logging's own policy: report on stderr, never fail the caller
+        handler.handleError(logging.makeLogRecord({"name": name, "msg": event, "levelname": "INFO"}))
+    finally:
+        handler.release()
+
+
+def _reaches_only(logger: logging.Logger, handler: logging.Handler) -> bool:
+    """True when a record from ``logger`` would reach ``handler`` and nothing else, unfiltered."""
+    node: logging.Logger | None = logger
+    root = logging.getLogger()
+    while node is not None and node is not root:
+        if node.handlers or node.filters or not node.propagate:
+            return False
+        node = node.parent
+    return root.handlers == [handler] and not root.filters and not handler.filters and \
+        handler.level <= logging.INFO
 
 
 def copy_log_to(path: Path) -> None:
