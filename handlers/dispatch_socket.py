@@ -3,6 +3,10 @@
 The socket is in Linux's abstract namespace (no path length limit, nothing left on disk),
 named after the state folder, so each OUTPUT_DIR has its own dispatcher. A lost datagram
 costs only latency: the dispatcher also polls the store for QUEUED runs.
+
+``Saturation`` is the dispatcher's word that every run slot is taken, in an 8-byte file both
+sides map: while it holds, a new run is not announced (the dispatcher claims QUEUED runs
+itself as slots free up), so a burst of webhooks does not wake it once per run for nothing.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ import errno
 import fcntl
 import functools
 import hashlib
+import mmap
 import os
 import socket
+import struct
 import threading
+import time
 from pathlib import Path
 
 from config.settings import Settings
@@ -39,6 +46,78 @@ def lock_path(settings: Settings) -> Path:
 def pid_path(settings: Settings) -> Path:
     """The file holding the live dispatcher's process id."""
     return settings.state_dir / "dispatcher.pid"
+
+
+SATURATION_FILE = "dispatcher.saturated"
+SATURATION_BYTES = struct.calcsize("d")
+# How long one word of the dispatcher's holds: it refreshes it every tick (at least once a second).
+SATURATION_HOLD_S = 3.0
+
+
+class Saturation:
+    """Until when the dispatcher has no free run slot (``time.monotonic()``, host-wide), in a mapped file.
+
+    The dispatcher writes it (``hold``, ``release``); web workers read it (``full``), with no
+    system call. Its word lapses by itself: a dispatcher that dies while full stops refreshing
+    it, and the next webhook then finds the dead socket and starts a new one. A word further
+    ahead than one hold is not believed: it was written under another boot's clock (the file
+    outlives a container on a volume). The file is never replaced, so a mapping stays valid
+    across dispatcher restarts.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._map: mmap.mmap | None = None
+        self._lock = threading.Lock()
+
+    def _mapped(self, *, write: bool) -> mmap.mmap | None:
+        found = self._map
+        if found is not None:
+            return found
+        with self._lock:
+            if self._map is None:
+                flags = os.O_RDWR | os.O_CREAT if write else os.O_RDONLY
+                try:
+                    fd = os.open(self.path, flags | os.O_CLOEXEC, 0o644)
+                except FileNotFoundError:
+                    return None  # no dispatcher has run here yet: nothing to read
+                try:
+                    if write and os.fstat(fd).st_size < SATURATION_BYTES:
+                        os.ftruncate(fd, SATURATION_BYTES)
+                    elif os.fstat(fd).st_size < SATURATION_BYTES:
+                        return None  # being created: read it next time
+                    self._map = mmap.mmap(fd, SATURATION_BYTES,
+                                          prot=mmap.PROT_READ | (mmap.PROT_WRITE if write else 0))
+                finally:
+                    os.close(fd)  # the mapping keeps the file
+            return self._map
+
+    def full(self) -> bool:
+        """True while the dispatcher says every slot is taken and its word has not lapsed."""
+        mapped = self._mapped(write=False)
+        if mapped is None:
+            return False
+        now = time.monotonic()
+        return now < struct.unpack_from("d", mapped)[0] <= now + SATURATION_HOLD_S
+
+    def hold(self) -> None:
+        """The dispatcher: every slot is taken; say so for SATURATION_HOLD_S (refreshed each tick)."""
+        self._write(time.monotonic() + SATURATION_HOLD_S)
+
+    def release(self) -> None:
+        """The dispatcher: a slot is free (said before it looks for QUEUED runs to claim)."""
+        self._write(0.0)
+
+    def _write(self, until: float) -> None:
+        mapped = self._mapped(write=True)
+        if mapped is not None:
+            struct.pack_into("d", mapped, 0, until)
+
+
+@functools.lru_cache(maxsize=8)
+def saturation(state_dir: Path) -> Saturation:
+    """This process's view of the saturation file of ``state_dir`` (one mapping per process)."""
+    return Saturation(state_dir / SATURATION_FILE)
 
 
 _SENDERS: dict[int, socket.socket] = {}

@@ -113,6 +113,7 @@ class Dispatcher:
         self.last_heartbeat = self.last_reap = self.last_replay = 0.0
         self.spare: Spare | None = None  # a run process forked ahead of the next claim
         self.spare_due = 0.0
+        self.saturation = dispatch_socket.saturation(settings.state_dir)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -120,6 +121,7 @@ class Dispatcher:
         """Dispatch until SIGTERM, then drain. The caller holds the host lock (see main)."""
         atomic.write_bytes(dispatch_socket.pid_path(self.settings), str(os.getpid()).encode())
         self.listener = dispatch_socket.open_listener(self.settings)
+        self.saturation.release()  # whatever an earlier dispatcher said last
         self._install_signals()
         log.info("dispatcher_started", owner=self.owner, max_concurrent_runs=self.settings.max_concurrent_runs,
                  lease_seconds=self.settings.run_lease_seconds, mode=str(self.settings.mode), claims=self.claims)
@@ -127,6 +129,7 @@ class Dispatcher:
         while not self.stopping:
             self._tick()
         self._dismiss_spare()
+        self.saturation.release()  # a stopping dispatcher claims nothing: webhooks find its socket gone
         self._drain()
         self._uninstall_signals()
         dispatch_socket.pid_path(self.settings).unlink(missing_ok=True)
@@ -212,7 +215,13 @@ class Dispatcher:
 
     def _fill_slots(self, wanted: list[str]) -> None:
         free = self.settings.max_concurrent_runs - len(self.children)
-        if free <= 0 or self._provider_down():
+        if free <= 0:
+            self.saturation.hold()  # web workers stop announcing new runs (dispatch_socket.Saturation)
+            return
+        # Said BEFORE looking for QUEUED runs: a run that a web worker did not announce because
+        # it still read "full" was recorded before this, so the claim below can see it.
+        self.saturation.release()
+        if self._provider_down():
             return
         lease = self.settings.run_lease_seconds
         running = {c.claim.run_id for c in self.children.values()}
@@ -229,6 +238,8 @@ class Dispatcher:
             log.error("dispatcher_claim_failed", error=str(exc), code=_code(exc))
         for claim in claims:
             self._start(claim)
+        if len(self.children) >= self.settings.max_concurrent_runs:
+            self.saturation.hold()
 
     def _provider_down(self) -> bool:
         """While the host's OpenRouter breaker is open, runs stay QUEUED: that is a requeued run's delay."""

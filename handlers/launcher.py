@@ -69,9 +69,14 @@ class DispatcherLauncher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.saturation = dispatch_socket.saturation(settings.state_dir)
 
     def notify(self, run_id: str) -> None:
-        """Wake the dispatcher for ``run_id``, starting one if none is alive."""
+        """Wake the dispatcher for ``run_id``, starting one if none is alive; not while it is full."""
+        if self.saturation.full():
+            # Every slot is taken: a wake-up could start nothing. The dispatcher said so before
+            # it last claimed, so this run (recorded before we looked) is claimed as a slot frees.
+            return
         if dispatch_socket.notify(self.settings, run_id):
             return
         log.warning("dispatcher_unreachable", run_id=run_id, action="starting a dispatcher")

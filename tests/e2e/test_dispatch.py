@@ -22,6 +22,7 @@ import psycopg
 import pytest
 import requests
 
+from handlers.dispatch_socket import SATURATION_FILE, Saturation
 from tests.blobserver import BlobServer
 from tests.e2e.webserver import API_TOKEN, WEBHOOK_SECRET, WebServer, post_run, start_gunicorn
 from tests.fake_openrouter import FakeOpenRouter, held, valid
@@ -175,6 +176,22 @@ def test_a_burst_of_200_webhooks_all_complete_never_more_than_the_limit_at_once(
         intervals.append((at["PROCESSING"], at["COMPLETED"]))
     assert _max_overlap(intervals) <= 2
     assert max(line["running"] for line in logged(server, "run_process_started")) <= 2
+
+
+def test_runs_sent_while_every_slot_is_taken_wait_queued_and_each_starts_as_a_slot_frees(servers, blob, tmp_path):
+    # While full, the dispatcher says so (dispatch_socket.Saturation) and web workers stop waking
+    # it per webhook (tests/integration/test_saturation.py); it must still claim every such run.
+    server = servers(env_for(blob, MAX_CONCURRENT_RUNS="1"))
+    out = tmp_path / "outputs"
+    assert post_run(server, body("full-0", blob, "gated")).status_code == 202
+    saturation = Saturation(out / ".state" / SATURATION_FILE)
+    wait_for(saturation.full, "the dispatcher to say its one slot is taken")
+    ids = ["full-0", *(f"full-{n}" for n in range(1, 6))]
+    assert [post_run(server, body(run_id, blob)).status_code for run_id in ids[1:]] == [202] * 5
+    assert {run_doc(out, run_id)["status"] for run_id in ids[1:]} == {"QUEUED"}
+    blob.gate.set()
+    wait_for(lambda: all(run_doc(out, r)["status"] in FINISHED for r in ids), "all six runs to finish")
+    assert [(run_doc(out, r)["status"], run_doc(out, r)["attempt"]) for r in ids] == [("COMPLETED", 1)] * 6
 
 
 # -- crashes and redeploys ------------------------------------------------------------------------
@@ -397,8 +414,10 @@ def test_a_spare_run_process_takes_the_next_claim_and_one_that_dies_idle_is_repl
     assert all(line.get("run_id") for line in server.log_lines()
                if line.get("message") in ("document_fetched", "document_admitted"))
 
-    # Stopping the server dismisses the waiting spare: nothing is left behind.
-    wait_for(lambda: dispatcher_children(out), "a spare after the third run")
+    # Stopping the server dismisses the waiting spare: nothing is left behind. The third run's
+    # process can outlive its COMPLETED status by a moment: the spare is the child that is not it.
+    [third] = [line["pid"] for line in logged(server, "run_process_started") if line["run_id"] == "third"]
+    wait_for(lambda: (children := dispatcher_children(out)) and third not in children, "a spare after the third run")
     [last] = dispatcher_children(out)
     assert server.stop() == 0
     assert not alive(last), "the dispatcher reaps its idle spare before it exits"
