@@ -15,7 +15,7 @@ from config.errors import InvalidInput
 from config.paths import RUN_ID_PATTERN
 from config.settings import Settings
 from persistence.records import RunRequest
-from pipeline.brands import list_brand_ids
+from pipeline.brands import is_brand_id, list_brand_ids
 from pipeline.fetch import check_blob_url
 
 MAX_USER_ID_CHARS = 128
@@ -53,8 +53,8 @@ def _run_id(value: object, settings: Settings) -> str:
 
 
 def _company_id(value: object, settings: Settings) -> str:
-    brands = list_brand_ids(settings.brands_dir)
-    if not isinstance(value, str) or value not in brands:
+    if not isinstance(value, str) or not is_brand_id(settings.brands_dir, value):
+        brands = list_brand_ids(settings.brands_dir)
         raise ValueError(f"must be one of the brand ids: {', '.join(brands) or '(none installed)'}")
     return value
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import random
 import tempfile
@@ -84,6 +85,10 @@ class BreakerPolicy:
     break_jitter: float = 0.2  # each break is scaled by a random factor in [1-j, 1+j]
     probe_lease_seconds: float = 30.0  # a probe silent this long (its process died) is retaken
     open_on_timeout: bool = True  # a connect timeout or a cut deadline opens at once
+    # How old a look at the shared file may be when a call asks to go through: 0 looks every time.
+    # A web worker (factory.WEB_BREAKER_RECHECK_S) looks at most every tenth of a second: each
+    # look is a stat, a turn of the GIL among its threads, and it sees its own changes at once.
+    state_recheck_s: float = 0.0
 
 
 class CircuitOpen(StoreUnavailable):
@@ -170,6 +175,7 @@ class CircuitBreaker:
         self._cached: tuple[tuple[int, int, int], dict[str, Any], IO[bytes] | None] | None = None
         self._dir_ready = False
         self._missing: dict[str, Any] | None = None
+        self._looked_at = -math.inf  # time.monotonic() of the last stat of the file (state_recheck_s)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -183,6 +189,7 @@ class CircuitBreaker:
         cached = self._cached  # one consistent (key, doc, handle), whatever other threads do
         if not fresh and cached is not None:
             return cached[1]
+        self._looked_at = time.monotonic()
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -316,7 +323,8 @@ class CircuitBreaker:
     def acquire(self) -> Permit | None:
         """A permit to call the database, or None: skip it now (open, or another probe runs)."""
         now = self.clock()
-        doc = self._read()
+        recheck = self.policy.state_recheck_s
+        doc = self._read(fresh=not recheck or time.monotonic() - self._looked_at >= recheck)
         if doc["state"] == CLOSED:
             return Permit(False, "", now)
         if self._skip(doc, now):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 WEB_POOL_SIZE = 4  # database connections per web worker (its 8 threads share them)
+WEB_BREAKER_RECHECK_S = 0.1  # a web worker sees another process open the breaker within this
 
 MIRROR_WATERMARK = "mirror-healed-at"  # under state_dir: the record's changes mirrored up to here
 
@@ -59,9 +60,12 @@ def build_resilient(
     if settings.mode is Mode.DUAL_WRITE:
         mirror = FileMirror(FileStore(settings.output_dir, stages_in_run_json=False),
                             settings.state_dir / MIRROR_WATERMARK)
+    breaker = breaker_policy or BreakerPolicy()
+    if connection_per_thread and not breaker.state_recheck_s:
+        breaker = replace(breaker, state_recheck_s=WEB_BREAKER_RECHECK_S)
     # The web process (connection_per_thread) never replays inside a request: its dispatcher
     # drains the host's spool every 30 s, run processes drain their own runs.
-    return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker_policy),
+    return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker),
                           retry_policy or RetryPolicy(), mirror=mirror,
                           drain_max_records=0 if connection_per_thread else 500)
 

@@ -7,6 +7,7 @@ A profile is checked completely before use, and every problem in a file is repor
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,6 +58,29 @@ def list_brand_ids(brands_dir: Path) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     return list(_brand_ids(brands_dir, version))
+
+
+def is_brand_id(brands_dir: Path, brand_id: str) -> bool:
+    """Whether ``brand_id`` has a profile in ``brands_dir``; a yes may be up to a second old.
+
+    The webhook's check, for every webhook. A known id is taken from this process's last
+    listing while it is under BRAND_RECHECK_S old (no system call: each one is a turn of the GIL
+    among the web worker's threads); an unknown id is looked up afresh before it is refused,
+    so a profile added a moment ago is found at once. A profile removed within the second is
+    still accepted; its run then fails with UNKNOWN_BRAND, as for a profile removed after the
+    webhook.
+    """
+    listed = _recent.get(brands_dir)
+    if listed is not None and brand_id in listed[1] and time.monotonic() - listed[0] < BRAND_RECHECK_S:
+        return True
+    checked_at = time.monotonic()
+    ids = list_brand_ids(brands_dir)
+    _recent[brands_dir] = (checked_at, frozenset(ids))
+    return brand_id in ids
+
+
+BRAND_RECHECK_S = 1.0
+_recent: dict[Path, tuple[float, frozenset[str]]] = {}  # brands_dir -> (listed at, ids): is_brand_id's
 
 
 @functools.lru_cache(maxsize=8)

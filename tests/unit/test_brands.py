@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,10 @@ import yaml
 
 from config.errors import InvalidInput, NotFound
 from pipeline.brands import (
+    BRAND_RECHECK_S,
     LIST_FIELDS,
     BrandProfile,
+    is_brand_id,
     list_brand_ids,
     load_all_brands,
     load_brand,
@@ -187,6 +191,36 @@ def test_list_brand_ids_is_sorted_and_only_counts_yaml_files(tmp_path):
     (tmp_path / "folder.yaml").mkdir()
     assert list_brand_ids(tmp_path) == ["alpha", "zeta"]
     assert list_brand_ids(tmp_path / "missing") == []
+
+
+def test_the_webhooks_brand_check_lists_the_folder_once_a_second_and_never_refuses_a_new_profile(
+        tmp_path, monkeypatch):
+    write_profile(tmp_path, "alpha", valid_raw())
+    assert is_brand_id(tmp_path, "alpha")
+    looked = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):
+        looked.append(Path(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    assert all(is_brand_id(tmp_path, "alpha") for _ in range(100))
+    assert looked == []  # a known id: from this process's listing, no system call
+    write_profile(tmp_path, "beta", valid_raw())
+    assert is_brand_id(tmp_path, "beta")  # unknown to the listing: looked up afresh, at once
+    assert not is_brand_id(tmp_path, "gamma")
+    monkeypatch.undo()
+    assert looked.count(tmp_path) >= 2
+
+
+def test_a_removed_profile_is_refused_once_the_listing_is_a_second_old(tmp_path, monkeypatch):
+    write_profile(tmp_path, "alpha", valid_raw())
+    assert is_brand_id(tmp_path, "alpha")
+    (tmp_path / "alpha.yaml").unlink()
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + BRAND_RECHECK_S)
+    assert not is_brand_id(tmp_path, "alpha")
 
 
 def test_text_values_are_stripped(tmp_path):

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -381,6 +384,42 @@ def test_a_state_changed_by_another_process_is_seen_at_the_next_call(breaker: Ci
         assert breaker.state() == OPEN
         other.reset("elsewhere")
         assert breaker.state() == CLOSED
+
+
+def test_with_a_recheck_window_a_call_stats_the_file_once_per_window(tmp_path: Path, clock: Clock,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A web worker's setting (factory.WEB_BREAKER_RECHECK_S): each stat is a turn of the GIL.
+    web = CircuitBreaker(tmp_path / "state", replace(POLICY, state_recheck_s=60.0), clock=clock, rand=lambda: 0.5)
+    other = CircuitBreaker(tmp_path / "state", POLICY, clock=clock, rand=lambda: 0.5)
+    call(web)  # writes the closed state once, and looks
+    looked: list[Path] = []
+    real_stat = os.stat
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(Path(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    assert all(call(web) == CLOSED for _ in range(50))
+    assert looked.count(web.path) == 0
+    monkeypatch.undo()
+    other.trip("elsewhere")
+    assert web.acquire() is not None  # within the window: the state it last looked at
+    assert web.state() == OPEN  # an explicit look (health, operators) always reads the file...
+    assert web.acquire() is None  # ...and calls go by what it read
+    web.reset("here")
+    assert web.acquire() is not None  # its own change is seen at once
+
+
+def test_a_recheck_window_that_ends_sees_another_process_open_the_breaker(tmp_path: Path, clock: Clock,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    web = CircuitBreaker(tmp_path / "state", replace(POLICY, state_recheck_s=0.1), clock=clock, rand=lambda: 0.5)
+    other = CircuitBreaker(tmp_path / "state", POLICY, clock=clock, rand=lambda: 0.5)
+    call(web)
+    other.trip("elsewhere")
+    later = time.monotonic() + 0.1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert web.acquire() is None
 
 
 def test_state_file_is_plain_json_for_operators(breaker: CircuitBreaker) -> None:
