@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pipeline.brands import (
     load_brand,
     validate_profile,
 )
+from tests.statcount import stats_looked_at
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data" / "brand-profiles"
 SHIPPED_IDS = ["columbia-sportswear", "decathlon", "lactalis-canada", "mccormick-usa"]
@@ -197,21 +197,14 @@ def test_the_webhooks_brand_check_lists_the_folder_once_a_second_and_never_refus
         tmp_path, monkeypatch):
     write_profile(tmp_path, "alpha", valid_raw())
     assert is_brand_id(tmp_path, "alpha")
-    looked = []
-    real_stat = os.stat
-
-    def counting_stat(path, *args, **kwargs):
-        looked.append(Path(path))
-        return real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "stat", counting_stat)
-    assert all(is_brand_id(tmp_path, "alpha") for _ in range(100))
+    with stats_looked_at(monkeypatch) as looked:
+        assert all(is_brand_id(tmp_path, "alpha") for _ in range(100))
     assert looked == []  # a known id: from this process's listing, no system call
     write_profile(tmp_path, "beta", valid_raw())
-    assert is_brand_id(tmp_path, "beta")  # unknown to the listing: looked up afresh, at once
-    assert not is_brand_id(tmp_path, "gamma")
-    monkeypatch.undo()
-    assert looked.count(tmp_path) >= 2
+    for brand_id, known in (("beta", True), ("gamma", False)):  # unknown to the listing: looked up afresh
+        with stats_looked_at(monkeypatch) as looked:
+            assert is_brand_id(tmp_path, brand_id) is known
+        assert tmp_path in looked
 
 
 def test_a_removed_profile_is_refused_once_the_listing_is_a_second_old(tmp_path, monkeypatch):

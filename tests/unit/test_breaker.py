@@ -10,7 +10,6 @@ import textwrap
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -31,6 +30,7 @@ from persistence.breaker import (
 )
 from persistence.postgres.errors import DeadlineExceeded
 from tests.known import known
+from tests.statcount import stats_looked_at
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = BreakerPolicy(consecutive_failures=3, window_seconds=60, window_size=10, min_calls=4,
@@ -392,17 +392,9 @@ def test_with_a_recheck_window_a_call_stats_the_file_once_per_window(tmp_path: P
     web = CircuitBreaker(tmp_path / "state", replace(POLICY, state_recheck_s=60.0), clock=clock, rand=lambda: 0.5)
     other = CircuitBreaker(tmp_path / "state", POLICY, clock=clock, rand=lambda: 0.5)
     call(web)  # writes the closed state once, and looks
-    looked: list[Path] = []
-    real_stat = os.stat
-
-    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-        looked.append(Path(path))
-        return real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "stat", counting_stat)
-    assert all(call(web) == CLOSED for _ in range(50))
+    with stats_looked_at(monkeypatch) as looked:
+        assert all(call(web) == CLOSED for _ in range(50))
     assert looked.count(web.path) == 0
-    monkeypatch.undo()
     other.trip("elsewhere")
     assert web.acquire() is not None  # within the window: the state it last looked at
     assert web.state() == OPEN  # an explicit look (health, operators) always reads the file...

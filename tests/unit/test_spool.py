@@ -39,6 +39,7 @@ from persistence.resilient import ResilientStore
 from persistence.retry import RetryPolicy
 from persistence.spool import REPLAY_LOCK, Spool
 from tests.known import known
+from tests.statcount import stats_looked_at
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -385,16 +386,8 @@ def test_a_new_run_looks_at_the_breaker_and_the_spool_once_each(tmp_path: Path, 
     # Every webhook takes this path; each stat hands the GIL to another request thread.
     store = resilient(tmp_path, db)
     store.create_run(request("run-0"))  # the breaker writes its closed state once
-    looked: list[Path] = []
-    real_stat = os.stat
-
-    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-        looked.append(Path(path))
-        return real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "stat", counting_stat)
-    assert store.create_run(request("run-1")) is True
-    monkeypatch.undo()
+    with stats_looked_at(monkeypatch) as looked:
+        assert store.create_run(request("run-1")) is True
     assert looked.count(store.breaker.path) == 1
     assert len([p for p in looked if tmp_path / "spool" in (p, *p.parents)]) == 1
     assert db.calls[-1] == ("create_run", "run-1")
