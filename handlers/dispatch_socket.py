@@ -23,7 +23,10 @@ import threading
 import time
 from pathlib import Path
 
+from config.log import get_logger
 from config.settings import Settings
+
+log = get_logger(__name__)
 
 
 def socket_address(settings: Settings) -> bytes:
@@ -69,6 +72,7 @@ class Saturation:
         self.path = path
         self._map: mmap.mmap | None = None
         self._lock = threading.Lock()
+        self._warned = False
 
     def _mapped(self, *, write: bool) -> mmap.mmap | None:
         found = self._map
@@ -76,21 +80,30 @@ class Saturation:
             return found
         with self._lock:
             if self._map is None:
-                flags = os.O_RDWR | os.O_CREAT if write else os.O_RDONLY
                 try:
-                    fd = os.open(self.path, flags | os.O_CLOEXEC, 0o644)
-                except FileNotFoundError:
-                    return None  # no dispatcher has run here yet: nothing to read
-                try:
-                    if write and os.fstat(fd).st_size < SATURATION_BYTES:
-                        os.ftruncate(fd, SATURATION_BYTES)
-                    elif os.fstat(fd).st_size < SATURATION_BYTES:
-                        return None  # being created: read it next time
-                    self._map = mmap.mmap(fd, SATURATION_BYTES,
-                                          prot=mmap.PROT_READ | (mmap.PROT_WRITE if write else 0))
-                finally:
-                    os.close(fd)  # the mapping keeps the file
+                    self._map = self._open(write=write)
+                except OSError as exc:
+                    # Missing (no dispatcher yet), unreadable, or a full or read-only state disk:
+                    # without the word, every run is announced, as before it existed.
+                    if write and not self._warned and not isinstance(exc, FileNotFoundError):
+                        self._warned = True  # once: the dispatcher retries every tick
+                        log.warning("dispatcher_saturation_unwritable", path=str(self.path),
+                                    error=type(exc).__name__, reason=str(exc))
+                    return None
             return self._map
+
+    def _open(self, *, write: bool) -> mmap.mmap | None:
+        fd = os.open(self.path, (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY) | os.O_CLOEXEC, 0o644)
+        try:
+            if os.fstat(fd).st_size < SATURATION_BYTES:
+                if not write:
+                    return None  # being created: read it next time
+                # Written, not ftruncate'd: a sparse file's page is allocated when the mapping is
+                # first written, and on a full disk that is a SIGBUS instead of an OSError here.
+                os.pwrite(fd, bytes(SATURATION_BYTES), 0)
+            return mmap.mmap(fd, SATURATION_BYTES, prot=mmap.PROT_READ | (mmap.PROT_WRITE if write else 0))
+        finally:
+            os.close(fd)  # the mapping keeps the file
 
     def full(self) -> bool:
         """True while the dispatcher says every slot is taken and its word has not lapsed."""

@@ -21,6 +21,7 @@ from handlers import dispatch_socket
 from handlers.dispatch_socket import SATURATION_FILE, SATURATION_HOLD_S, Saturation
 from handlers.launcher import DispatcherLauncher
 from tests.conftest import REPO
+from tests.smalldisk import small_disk
 
 
 @pytest.fixture
@@ -84,3 +85,20 @@ def test_cancelling_still_wakes_a_full_dispatcher(settings: Settings, listener: 
     Saturation(settings.state_dir / SATURATION_FILE).hold()
     assert dispatch_socket.notify(settings, "cancel-me")
     assert received(listener) == ["cancel-me"]
+
+
+def test_a_full_state_disk_costs_the_word_never_the_dispatcher(tmp_path: Path) -> None:
+    # The word's bytes are written, not left sparse: a sparse page of a mapping is allocated on
+    # its first write, and on a full disk that killed the process with SIGBUS.
+    with small_disk(tmp_path / "state", size="1m") as disk:
+        disk.fill()
+        saturation = Saturation(disk.path / SATURATION_FILE)
+        for _ in range(3):
+            saturation.hold()  # no error, no signal: the dispatcher ticks on
+        assert not saturation.full()  # nothing was said, so every run is still announced
+        disk.free()
+        saturation.hold()
+        assert saturation.full()
+        disk.fill()
+        saturation.release()  # the page exists now: writing it needs no new space
+        assert not saturation.full()
