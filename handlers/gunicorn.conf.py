@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -50,9 +51,13 @@ if os.path.isdir("/dev/shm"):
 control_socket_disable = True
 loglevel = LOG_LEVEL.lower()
 # /metrics sums per-process counters over every worker (prometheus_client's multiprocess mode):
-# a fresh folder per server, chosen before any worker imports the library.
+# a fresh folder per server, chosen before any worker imports the library, and removed on exit.
+# On a tmpfs, like the heartbeat: the library maps sparse files, and the first write to a new
+# page of one on a full disk is a SIGBUS that kills the worker (tests/e2e/test_full_disk_http.py).
+METRICS_DIR: str | None = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runner-metrics-")
+    METRICS_DIR = tempfile.mkdtemp(prefix="runner-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
 
 class JsonLogger(glogging.Logger):
@@ -145,4 +150,6 @@ def on_exit(server: Any) -> None:
     from handlers.launcher import stop_host_services
 
     stop_host_services(server)
+    if METRICS_DIR is not None:  # ours (not one the operator chose): nothing reads it after the server
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
 # ---- end host services ------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,3 +68,39 @@ def test_health_reports_free_space_and_is_503_when_nothing_can_be_written(
     assert full.json()["status"] == "unhealthy" and full.json()["disk_free_bytes"] < 64 * 1024
     disk.free()
     assert requests.get(server.url("/health"), timeout=10).status_code == 200
+
+
+def metrics_dir_of(server: WebServer) -> Path:
+    """The folder holding the server's prometheus_client files (named after its workers' pids)."""
+    workers = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    found = {path.parent for base in (Path("/dev/shm"), Path(tempfile.gettempdir()), *server_tmp(server))
+             for pid in workers for path in base.glob(f"runner-metrics-*/*_{pid}.db")}
+    assert len(found) == 1, found
+    return found.pop()
+
+
+def server_tmp(server: WebServer) -> list[Path]:
+    return [Path(server.env["TMPDIR"])] if "TMPDIR" in server.env else []
+
+
+def test_a_full_temporary_disk_never_kills_a_web_worker_and_no_metrics_folder_is_left(tmp_path: Path) -> None:
+    # prometheus_client keeps its multiprocess counters in sparse files it maps: the first write
+    # to a new page of one on a full disk is a SIGBUS that kills the worker. They live on
+    # /dev/shm (memory, like gunicorn's heartbeat), not beside the container's temporary files.
+    with small_disk(tmp_path / "tmp", size="2m") as disk:
+        server = start_gunicorn(tmp_path / "web", {"WEBHOOK_SECRET": WEBHOOK_SECRET, "API_TOKEN": API_TOKEN,
+                                                   "OUTPUT_DIR": str(tmp_path / "out"), "TMPDIR": str(disk.path),
+                                                   "ENABLE_DATABASE_WRITES": "false"})
+        try:
+            disk.fill()  # the container's disk fills up while the service runs
+            answers = [post_run(server, payload(f"tmp-full-{n}")).status_code for n in range(3)]
+            metrics = requests.get(server.url("/metrics"), headers={"Authorization": f"Bearer {API_TOKEN}"},
+                                   timeout=10)
+            counters = metrics_dir_of(server)
+        finally:
+            disk.free()
+            server.stop()
+    assert answers == [202, 202, 202]
+    assert 'pipeline_webhook_responses_total{code="202"} 3.0' in metrics.text
+    assert counters.parent == Path("/dev/shm")
+    assert not counters.exists()  # the server's own counters folder went with it
