@@ -43,9 +43,11 @@ graceful_timeout = int(os.environ.get("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "30
 # default nobody is trusted and the access log shows the TCP peer. An operator who knows the
 # proxy's range can list it (comma-separated addresses or networks).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
+# Memory, not disk, where there is one: the heartbeat and the metrics files below live there.
+SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # The worker heartbeat file on a tmpfs: a slow or full disk must not make the arbiter kill workers.
-if os.path.isdir("/dev/shm"):
-    worker_tmp_dir = "/dev/shm"
+if SHM_DIR:
+    worker_tmp_dir = SHM_DIR
 # No runtime control socket: nothing here uses gunicornc, and parallel test servers would
 # otherwise fight over the same $HOME/.gunicorn/gunicorn.ctl.
 control_socket_disable = True
@@ -56,7 +58,7 @@ loglevel = LOG_LEVEL.lower()
 # page of one on a full disk is a SIGBUS that kills the worker (tests/e2e/test_full_disk_http.py).
 METRICS_DIR: str | None = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    METRICS_DIR = tempfile.mkdtemp(prefix="runner-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    METRICS_DIR = tempfile.mkdtemp(prefix="runner-metrics-", dir=SHM_DIR)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
 

@@ -60,12 +60,12 @@ def build_resilient(
     if settings.mode is Mode.DUAL_WRITE:
         mirror = FileMirror(FileStore(settings.output_dir, stages_in_run_json=False),
                             settings.state_dir / MIRROR_WATERMARK)
-    breaker = breaker_policy or BreakerPolicy()
-    if connection_per_thread and not breaker.state_recheck_s:
-        breaker = replace(breaker, state_recheck_s=WEB_BREAKER_RECHECK_S)
+    policy = breaker_policy or BreakerPolicy()
+    if connection_per_thread and not policy.state_recheck_s:
+        policy = replace(policy, state_recheck_s=WEB_BREAKER_RECHECK_S)
     # The web process (connection_per_thread) never replays inside a request: its dispatcher
     # drains the host's spool every 30 s, run processes drain their own runs.
-    return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, breaker),
+    return ResilientStore(database, Spool(settings.spool_dir), build_breaker(settings, policy),
                           retry_policy or RetryPolicy(), mirror=mirror,
                           drain_max_records=0 if connection_per_thread else 500)
 

@@ -60,6 +60,10 @@ def list_brand_ids(brands_dir: Path) -> list[str]:
     return list(_brand_ids(brands_dir, version))
 
 
+BRAND_RECHECK_S = 1.0  # how old a listing may be when it says yes (is_brand_id)
+_recent: dict[Path, tuple[float, frozenset[str]]] = {}  # brands_dir -> (listed at, ids)
+
+
 def is_brand_id(brands_dir: Path, brand_id: str) -> bool:
     """Whether ``brand_id`` has a profile in ``brands_dir``; a yes may be up to a second old.
 
@@ -77,10 +81,6 @@ def is_brand_id(brands_dir: Path, brand_id: str) -> bool:
     ids = list_brand_ids(brands_dir)
     _recent[brands_dir] = (checked_at, frozenset(ids))
     return brand_id in ids
-
-
-BRAND_RECHECK_S = 1.0
-_recent: dict[Path, tuple[float, frozenset[str]]] = {}  # brands_dir -> (listed at, ids): is_brand_id's
 
 
 @functools.lru_cache(maxsize=8)
