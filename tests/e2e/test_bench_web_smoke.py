@@ -17,9 +17,9 @@ WEBHOOK_FIGURES = {"requests", "seconds", "rps", "p50_ms", "p99_ms", "non_202", 
                    "worker_cpu_ms_per_request"}
 
 
-def run_bench(module: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", module, "--quick"], cwd=REPO, capture_output=True, text=True,
-                          timeout=540)
+def run_bench(module: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", module, "--quick", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=540)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -48,3 +48,21 @@ def test_the_dispatch_bench_reports_stage_one_latency_floors_and_memory(pg_serve
         memory = summary["modes"][mode]["memory"]
         assert {"web_worker", "dispatcher", "run_held", "run_peak_hwm"} <= memory.keys()
         assert {"rss", "hwm", "pss", "shared", "private"} <= memory["dispatcher"].keys()
+
+
+@pytest.mark.slow
+def test_the_ab_bench_compares_two_variants_of_a_checkout_with_the_floor(pg_server_url):
+    summary = run_bench("bench.webhook_ab", "--client", "python", "--env", "three:WEB_CONCURRENCY=3",
+                        "two=.", "three=.")
+    assert summary["bench"] == "webhook_ab" and set(summary["variants"]) == {"two", "three"}
+    assert set(summary["results"]) == {"floor", "two", "three"}
+    for row in summary["results"].values():
+        assert {"rps", "x_floor_rps", "x_floor_p99", "worker_cpu_ms_per_request", "per_round_rps"} <= row.keys()
+        assert row["non_202"] == 0 and len(row["per_round_rps"]) == 1
+    assert summary["results"]["floor"]["x_floor_rps"] == 1.0
+
+
+def test_the_ab_bench_refuses_a_folder_that_is_not_a_checkout(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bench.webhook_ab", f"other={tmp_path}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "is not a checkout of this repository" in done.stderr
