@@ -53,9 +53,11 @@ def build_resilient(
     if not settings.database_url:
         raise ValueError("build_resilient needs settings.database_url; use build_store for FILE_ONLY")
     bounds = replace(timeouts or DbTimeouts(), prepare=settings.database_prepared_statements)
-    # The web process (connection_per_thread) shares a small psycopg_pool pool between its threads.
+    # The web process (connection_per_thread) shares a small psycopg_pool pool between its threads,
+    # and webhooks that arrive together share one INSERT (persistence.postgres.group_commit).
     database = PostgresStore(settings.database_url, bounds, callbacks=bool(settings.callback_url),
-                             pool_size=WEB_POOL_SIZE if connection_per_thread else 0)
+                             pool_size=WEB_POOL_SIZE if connection_per_thread else 0,
+                             group_creates=connection_per_thread)
     mirror = None
     if settings.mode is Mode.DUAL_WRITE:
         mirror = FileMirror(FileStore(settings.output_dir, stages_in_run_json=False),

@@ -46,6 +46,28 @@ SELECT false, "userId", "companyId", "documentUrl" FROM "PipelineRun"
 WHERE id = %(run_id)s AND NOT EXISTS (SELECT 1 FROM inserted)
 """
 
+# The same for a batch of new runs (persistence.postgres.group_commit), one row back per request
+# in the order sent: "created", or the stored request of a run that was already there. Both
+# NULL: a concurrent insert committed after this statement's snapshot; read that row again.
+# The ids must be distinct (a second copy of an id in one INSERT would be neither).
+CREATE_RUNS_ONCE = """
+WITH request AS (
+    SELECT * FROM unnest(%(run_ids)s::text[], %(user_ids)s::text[], %(company_ids)s::text[],
+                         %(document_urls)s::text[]) WITH ORDINALITY
+        AS r(id, "userId", "companyId", "documentUrl", position)
+), inserted AS (
+    INSERT INTO "PipelineRun" (id, "userId", "companyId", "documentUrl", status, attempt, "writeSeq")
+    SELECT id, "userId", "companyId", "documentUrl", 'QUEUED', 0, 0 FROM request ORDER BY position
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+SELECT request.id, inserted.id IS NOT NULL AS created, stored."userId", stored."companyId", stored."documentUrl"
+FROM request
+LEFT JOIN inserted ON inserted.id = request.id
+LEFT JOIN "PipelineRun" stored ON stored.id = request.id
+ORDER BY request.position
+"""
+
 SELECT_REQUEST = """
 SELECT "userId", "companyId", "documentUrl" FROM "PipelineRun" WHERE id = %(run_id)s
 """

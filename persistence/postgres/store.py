@@ -1,8 +1,9 @@
 """PostgresStore: the RunStore over PostgreSQL (tables of contract §6, schema of sql/migrations).
 
-One lazily opened connection per process (or per thread in the web process), no pool: the runner
-writes a handful of rows per stage. Every call is bounded (``connection``). Commands are applied
-with one ``match``; the queue's statements live in ``queue``, all SQL in ``sql``.
+One lazily opened connection per process: a run writes a handful of rows per stage. A web worker
+shares a small pool between its threads instead, and inserts the new runs of webhooks that arrive
+together with one statement (``group_creates``, see ``group_commit``). Every call is bounded
+(``connection``). The queue's statements live in ``queue``, all SQL in ``sql``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from persistence.postgres import queue as pq
 from persistence.postgres import sql as q
 from persistence.postgres.connection import Conn, Connections, DbTimeouts
 from persistence.postgres.errors import is_transient, wrap_exceptions
+from persistence.postgres.group_commit import GroupCommit
 from persistence.queue import Claim, Lease
 from persistence.records import RunErrorInfo, RunRequest, RunSnapshot, RunState, RunStatus, RunUsage, StageState
 
@@ -51,12 +53,15 @@ class PostgresStore(CommandVerbs):
     name = "database"
 
     def __init__(self, url: str, timeouts: DbTimeouts | None = None, *, per_thread: bool = False,
-                 callbacks: bool = False, pool_size: int = 0) -> None:
+                 callbacks: bool = False, pool_size: int = 0, group_creates: bool = False) -> None:
         timeouts = timeouts or DbTimeouts()
         self.timeouts = timeouts
         self._db = Connections(url, timeouts, per_thread=per_thread, pool_size=pool_size)
         # CALLBACK_URL set: a write that ends a run also queues its callback, in the same transaction.
         self.callbacks = callbacks
+        # The web process: new runs that arrive together are inserted by one statement.
+        self.creates: GroupCommit[RunRequest, bool] | None = (
+            GroupCommit(self._create_batch) if group_creates else None)
 
     def __repr__(self) -> str:
         return "PostgresStore()"  # never the URL: it may hold a password
@@ -72,6 +77,8 @@ class PostgresStore(CommandVerbs):
         """Apply one command: a new run, a stage or a usage snapshot in one autocommit statement, the others
         in one transaction."""
         if isinstance(command, CreateRun):
+            if self.creates is not None:
+                return self.creates.submit(command.request)
             with self._db.session(command.kind) as conn:
                 return _create_once(conn, command.request)
         if isinstance(command, SaveStage | RecordUsage):
@@ -80,6 +87,46 @@ class PostgresStore(CommandVerbs):
             return False
         with self._db.transaction(command.kind) as conn:
             return self._apply_on(conn, command)
+
+    def _create_batch(self, requests: Sequence[RunRequest]) -> list[bool | BaseException]:
+        """New runs in one statement (CREATE_RUNS_ONCE): per request True (new), False (the same
+        request exists) or Conflict; a batch of one is the single statement.
+
+        Only when the database refuses the statement as a whole is each request tried alone, in
+        order, so that one bad request fails alone.
+        """
+        if len(requests) == 1:
+            with self._db.session(CreateRun.kind) as conn:
+                return [_create_once(conn, requests[0])]
+        firsts: dict[str, RunRequest] = {}
+        for request in requests:
+            firsts.setdefault(request.run_id, request)
+        try:
+            with self._db.session(CreateRun.kind) as conn:
+                recorded = _create_many(conn, list(firsts.values()), self.timeouts.prepare)
+        except STOPPING:
+            raise
+        except StoreError as exc:
+            log.warning("create_batch_one_by_one", runs=len(requests), reason=str(exc))
+            return [self._create_alone(request) for request in requests]
+        outcomes: list[bool | BaseException] = []
+        for request in requests:
+            created, on_record = recorded[request.run_id]
+            if created and request is firsts[request.run_id]:
+                outcomes.append(True)
+                continue
+            try:  # a repeat of a stored run, or a second copy of an id within the batch
+                outcomes.append(_same_request(on_record, request))
+            except Conflict as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _create_alone(self, request: RunRequest) -> bool | BaseException:
+        try:
+            with self._db.session(CreateRun.kind) as conn:
+                return _create_once(conn, request)
+        except RunnerError as exc:
+            return exc
 
     def _save_stage(self, conn: Conn, command: SaveStage) -> None:
         """The stage row and the run row's copy in one statement (SAVE_STAGE_ONE), fenced by attempt."""
@@ -300,6 +347,36 @@ def _fence(conn: Conn, run_id: str, attempt: int) -> None:
         raise Superseded(f"run {run_id}: attempt {attempt} was superseded by attempt {row['attempt']}; write refused")
 
 
+def _create_many(conn: Conn, requests: list[RunRequest], prepare: bool) -> dict[str, tuple[bool, RunRequest]]:
+    """CREATE_RUNS_ONCE for distinct run ids: per id, whether it was created and the request on record."""
+    rows = conn.execute(q.CREATE_RUNS_ONCE, {
+        "run_ids": [r.run_id for r in requests], "user_ids": [r.user_id for r in requests],
+        "company_ids": [r.company_id for r in requests], "document_urls": [r.document_url for r in requests],
+    }, prepare=prepare).fetchall()
+    recorded: dict[str, tuple[bool, RunRequest]] = {}
+    for request, row in zip(requests, rows, strict=True):
+        if row["created"]:
+            recorded[request.run_id] = (True, request)
+            continue
+        stored: DictRow | None = row
+        if row["userId"] is None:  # inserted by a concurrent call after our snapshot: it is there now
+            stored = conn.execute(q.SELECT_REQUEST, request.as_dict()).fetchone()
+        if stored is None:
+            raise StoreError(f"run {request.run_id} neither inserted nor found: retry")
+        recorded[request.run_id] = (False, RunRequest(request.run_id, stored["companyId"], stored["userId"],
+                                                      stored["documentUrl"]))
+    return recorded
+
+
+def _same_request(stored: RunRequest, request: RunRequest) -> bool:
+    """False (a repeat) when ``request`` is the one stored under its id; Conflict otherwise."""
+    if (stored.user_id, stored.company_id, stored.document_url) != (request.user_id, request.company_id,
+                                                                    request.document_url):
+        raise Conflict(f"run {request.run_id} already exists with a different payload; "
+                       "use a new run_id for a new run")
+    return False
+
+
 def _create_once(conn: Conn, request: RunRequest) -> bool:
     """Record a run in one round trip (the webhook's path); Conflict for another payload."""
     row = conn.execute(q.CREATE_RUN_ONCE, request.as_dict()).fetchone()
@@ -310,11 +387,7 @@ def _create_once(conn: Conn, request: RunRequest) -> bool:
         row = {"created": False, **row}
     if row["created"]:
         return True
-    if (row["userId"], row["companyId"], row["documentUrl"]) != (request.user_id, request.company_id,
-                                                                  request.document_url):
-        raise Conflict(f"run {request.run_id} already exists with a different payload; "
-                       "use a new run_id for a new run")
-    return False
+    return _same_request(RunRequest(request.run_id, row["companyId"], row["userId"], row["documentUrl"]), request)
 
 
 def _create(conn: Conn, request: RunRequest) -> bool:
