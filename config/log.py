@@ -8,7 +8,9 @@ stderr line as an error, so production logs go to stdout as JSON. Standard-libra
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -102,16 +104,68 @@ def info_line(name: str, event: str, **fields: Any) -> None:
     fields.update(logger=name, level="info",
                   timestamp=datetime.now(tz=UTC).isoformat().replace("+00:00", "Z"), message=event)
     line = str(_JSON_RENDERER(None, "info", fields)) + handler.terminator  # json.dumps: always str
-    handler.acquire()
     try:
-        handler.stream.write(line)
-        handler.flush()
+        _LINES.write(handler, line)
     except RecursionError:  # as logging.StreamHandler.emit does
         raise
     except Exception:  # noqa: BLE001 - logging's own policy: report on stderr, never fail the caller
         handler.handleError(logging.makeLogRecord({"name": name, "msg": event, "levelname": "INFO"}))
-    finally:
-        handler.release()
+
+
+class _GroupWriter:
+    """Lines from many threads, each written by the thread already writing, if there is one.
+
+    A web worker writes an access line per request from eight threads; each used to wait for the
+    handler's lock and make its own write call. Here a line that arrives while another thread
+    writes is appended to what that thread writes next, before it returns: no timer and no
+    thread of its own, so a line is never left waiting without a writer committed to it, and
+    lines keep their order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._writing = False
+
+    def write(self, handler: logging.StreamHandler[TextIO], line: str) -> None:
+        """Write ``line`` to ``handler``'s stream now, or hand it to the thread writing already."""
+        with self._lock:
+            self._lines.append(line)
+            if self._writing:
+                return
+            self._writing = True
+        try:
+            while True:
+                with self._lock:
+                    lines, self._lines = self._lines, []
+                    if not lines:
+                        self._writing = False
+                        return
+                handler.acquire()  # lines of the logging chain take the same lock
+                try:
+                    handler.stream.write("".join(lines))
+                    handler.flush()
+                finally:
+                    handler.release()
+        except BaseException:
+            # The failed lines are reported by the caller (logging's policy); lines queued since
+            # go out with the next line.
+            with self._lock:
+                self._writing = False
+            raise
+
+
+    def reset(self) -> None:
+        """Forget the writing thread and its queue: in a forked child, that thread does not exist."""
+        self._lock = threading.Lock()
+        self._lines = []
+        self._writing = False
+
+
+_LINES = _GroupWriter()
+# As logging does for its handlers' locks: a fork while another thread held ours would leave the
+# child's lines waiting on a writer that was never copied.
+os.register_at_fork(after_in_child=_LINES.reset)
 
 
 def _reaches_only(logger: logging.Logger, handler: logging.Handler) -> bool:

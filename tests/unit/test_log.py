@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +82,90 @@ def test_a_failed_write_is_reported_as_logging_does_and_never_raises(stream: io.
     stream.close()
     info_line("gunicorn.access", "request", **FIELDS)
     assert "Logging error" in capsys.readouterr().err
+
+
+class GatedStream(io.StringIO):
+    """A stream whose first write waits until the test opens the gate (a slow pipe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = threading.Event(), threading.Event()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        if self.writes == 1:
+            self.entered.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        return super().write(text)
+
+
+def test_lines_logged_while_another_thread_writes_are_written_by_it_in_order() -> None:
+    out = GatedStream()
+    configure_logging("INFO", json=True, stream=out)
+    try:
+        first = threading.Thread(target=info_line, args=("gunicorn.access", "request"), kwargs={"n": 0})
+        first.start()
+        assert out.entered.wait(30)
+        for n in range(1, 6):  # each returns at once: the writing thread takes its line
+            info_line("gunicorn.access", "request", n=n)
+        assert out.writes == 1 and out.getvalue() == ""
+        out.gate.set()
+        first.join(30)
+        assert not first.is_alive()
+        assert [line["n"] for line in lines(out)] == [0, 1, 2, 3, 4, 5]
+        assert out.writes == 2  # the five queued lines went out in one write
+    finally:
+        configure_logging("INFO")
+
+
+class BrokenStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    def write(self, text: str) -> int:
+        if self.broken:
+            raise OSError("the pipe is closed")
+        return super().write(text)
+
+
+def test_a_failed_write_is_reported_and_the_next_line_still_goes_out(capsys: pytest.CaptureFixture[str]) -> None:
+    out = BrokenStream()
+    configure_logging("INFO", json=True, stream=out)
+    try:
+        info_line("gunicorn.access", "request", n=1)  # never raises into the request
+        assert "the pipe is closed" in capsys.readouterr().err  # logging's own report, on stderr
+        out.broken = False
+        info_line("gunicorn.access", "request", n=2)
+        # The failed line is reported, as logging.StreamHandler does, and nothing is stuck behind it.
+        assert [line["n"] for line in lines(out)] == [2]
+    finally:
+        configure_logging("INFO")
+
+
+def test_a_child_forked_while_a_thread_writes_can_still_write() -> None:
+    out = GatedStream()
+    configure_logging("INFO", json=True, stream=out)
+    try:
+        writer = threading.Thread(target=info_line, args=("gunicorn.access", "request"), kwargs={"n": 0})
+        writer.start()
+        assert out.entered.wait(30)  # the parent's writer is mid-write, holding the group
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own stream; without the reset this line would only be queued
+            os.close(read_end)
+            child_out = io.StringIO()
+            configure_logging("INFO", json=True, stream=child_out)
+            info_line("gunicorn.access", "request", n=1)
+            os.write(write_end, child_out.getvalue().encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            written = pipe.read()
+        os.waitpid(pid, 0)
+        assert json.loads(written)["n"] == 1
+        out.gate.set()
+        writer.join(30)
+    finally:
+        configure_logging("INFO")
