@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, Unauthorized
 
 from config.errors import ConfigError
 from config.log import get_logger
@@ -67,7 +68,7 @@ def services() -> WebServices:
 
 
 @runs.post("/run")
-def post_run() -> tuple[dict[str, str], int]:
+def post_run() -> Response:
     """Accept a signed run request: 202 new, 200 repeat (contract §5)."""
     web = services()
     store = web.writable_store()
@@ -82,13 +83,24 @@ def post_run() -> tuple[dict[str, str], int]:
     created = submit_run(store, web.launcher, run, direct=web.direct, announce=not under_gunicorn)
     request.environ[ACCESS_LOG_FIELDS] = {"run_id": run.run_id, "company_id": run.company_id,
                                           "outcome": "accepted" if created else "repeated"}
-    return {"run_id": run.run_id, "status": "QUEUED"}, 202 if created else 200
+    # The answer built here: Flask's dict-to-JSON path costs ~10 µs more per webhook.
+    return current_app.response_class(json.dumps({"run_id": run.run_id, "status": "QUEUED"}),
+                                      202 if created else 200, mimetype="application/json")
 
 
 def read_body() -> bytes:
     """The raw request body; 413 past MAX_CONTENT_LENGTH, whether Content-Length is sent or not."""
-    body = request.get_data(cache=False)  # werkzeug refuses an oversized Content-Length itself
     limit = current_app.config["MAX_CONTENT_LENGTH"]
+    environ = request.environ
+    declared = environ.get("CONTENT_LENGTH", "")
+    if declared.isdigit() and int(declared) <= limit and "HTTP_TRANSFER_ENCODING" not in environ:
+        # The webhook's case (gunicorn's front has buffered the whole body): the declared bytes
+        # straight from the server's stream, without werkzeug's stream wrappers (~10 µs a webhook).
+        body = environ["wsgi.input"].read(int(declared))
+        if len(body) < int(declared):
+            raise BadRequest(f"the body ended after {len(body)} of its {declared} bytes: send it whole")
+        return body
+    body = request.get_data(cache=False)  # werkzeug refuses an oversized Content-Length itself
     # A chunked body is silently cut at the limit by werkzeug's stream; one more byte from the
     # server's own (terminated) stream tells a complete body from a longer one.
     if len(body) >= limit and request.environ.get("wsgi.input_terminated") and request.environ["wsgi.input"].read(1):

@@ -78,3 +78,27 @@ def test_store_failures_answer_json_without_details(tmp_path: Path, error: Excep
     assert answer.status_code == code and answer.is_json
     assert "hunter2" not in answer.get_data(as_text=True) and "secret details" not in answer.get_data(as_text=True)
     assert launcher.calls == []  # nothing is launched that was not recorded
+
+
+def test_a_body_shorter_than_its_content_length_is_refused_and_nothing_is_recorded(tmp_path: Path) -> None:
+    # Under gunicorn the front waits for the whole body (408 if it never comes); another WSGI
+    # server may hand the app a stream that ends early.
+    body = json.dumps(payload("short")).encode()
+    answer = make_app(tmp_path).test_client().post(
+        "/run", data=body, headers=signed_headers(WEBHOOK_SECRET, body),
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)})
+    assert answer.status_code == 400
+    expected = f"the body ended after {len(body)} of its {len(body) + 10} bytes: send it whole"
+    assert answer.get_json()["error"] == expected
+    assert not (tmp_path / "short").exists()
+
+
+def test_the_answer_is_json_with_the_run_and_its_status(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    body = json.dumps(payload("shape")).encode()
+    first = app.test_client().post("/run", data=body, headers=signed_headers(WEBHOOK_SECRET, body))
+    again = app.test_client().post("/run", data=body, headers=signed_headers(WEBHOOK_SECRET, body))
+    assert (first.status_code, again.status_code) == (202, 200)
+    for answer in (first, again):
+        assert answer.mimetype == "application/json"
+        assert answer.get_json() == {"run_id": "shape", "status": "QUEUED"}
