@@ -30,7 +30,9 @@ class PostgresStageCache:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                         options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                                         # plan_cache_mode: as persistence.postgres.connection says why.
+                                         options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+                                                 "-c plan_cache_mode=force_custom_plan",
                                          application_name="runner-stage-cache")
         return self._conn
 

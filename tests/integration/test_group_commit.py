@@ -234,3 +234,4 @@ def test_a_batch_never_exceeds_its_bound_and_the_rest_goes_next():
         thread.join(HANG_GUARD_S)
     assert batches == [[0], [1, 2], [3, 4], [5]]
     assert results == {i: i * 10 for i in range(6)}
+
