@@ -144,6 +144,8 @@ def test_a_failed_write_is_reported_and_the_next_line_still_goes_out(capsys: pyt
         configure_logging("INFO")
 
 
+# Forking while another thread writes is the case under test; Python 3.12+ warns about exactly that.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_child_forked_while_a_thread_writes_can_still_write() -> None:
     out = GatedStream()
     configure_logging("INFO", json=True, stream=out)
